@@ -1,0 +1,31 @@
+"""Fathom: deep learning end to end on PyTorch.
+
+    import fathom
+    data = fathom.data.load("mnist")
+    model = fathom.models.create("resnet8", num_classes=10, in_channels=1)
+    run = fathom.fit(model, data, epochs=2)
+    run.evaluate()
+    run = fathom.load(run.path)
+"""
+
+from fathom import data, engine, models, tasks
+from fathom.api import fit, resume
+from fathom.config import FathomConfig
+from fathom.errors import FathomError
+from fathom.run import Run, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FathomConfig",
+    "FathomError",
+    "Run",
+    "__version__",
+    "data",
+    "engine",
+    "fit",
+    "load",
+    "models",
+    "resume",
+    "tasks",
+]

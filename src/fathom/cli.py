@@ -1,0 +1,211 @@
+"""The ``fathom`` command: a thin layer over the Python API.
+
+Every user error prints one line and exits with status 2; existing runs are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from fathom.errors import FathomError
+
+EPILOG = """examples:
+  fathom train                          # small CNN on the embedded digits dataset
+  fathom train mnist --epochs 3         # the MNIST recipe
+  fathom train mnist --model resnet8 optim.lr=0.01
+  fathom train my-config.yaml train.seed=1
+  fathom train path/to/images/          # one subfolder per class
+  fathom train table.csv data.target=price
+  fathom eval runs/NAME    fathom predict runs/NAME img.png    fathom resume runs/NAME
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="fathom", description="Deep learning end to end on PyTorch.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    train = commands.add_parser("train", help="train a model (default: a CNN on the embedded digits)")
+    train.add_argument("items", nargs="*", metavar="[TARGET] [KEY=VALUE ...]", help="dataset name, config .yaml, image folder or .csv; then dotted config overrides")
+    train.add_argument("--model", help="model name (fathom list models)")
+    train.add_argument("--epochs", type=int, help="number of epochs")
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--batch-size", type=int, help="batch size")
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
+    train.add_argument("--data-dir", help="where datasets are found or downloaded (default $FATHOM_DATA_DIR or ~/.cache/fathom/datasets)")
+    train.add_argument("--run-dir", help="parent folder of run folders (default runs)")
+    train.add_argument("--name", help="run folder name")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+
+    evaluate = commands.add_parser("eval", help="evaluate a run on its test (or another) split")
+    evaluate.add_argument("run", type=Path)
+    evaluate.add_argument("--split", default="test", help="train, val or test")
+    evaluate.add_argument("--data-dir", help="dataset folder, if it moved")
+
+    predict = commands.add_parser("predict", help="predict image files, .npy arrays or .csv rows")
+    predict.add_argument("run", type=Path)
+    predict.add_argument("files", nargs="+", type=Path)
+    predict.add_argument("--top", type=int, default=1, help="show the top N classes")
+    predict.add_argument("--output", type=Path, help="also write predictions to this CSV file")
+
+    resume = commands.add_parser("resume", help="continue an interrupted run exactly where it stopped")
+    resume.add_argument("run", type=Path)
+    resume.add_argument("--quiet", action="store_true")
+
+    report = commands.add_parser("report", help="re-draw a run's plots and HTML report")
+    report.add_argument("run", type=Path)
+
+    listing = commands.add_parser("list", help="list models, datasets, recipes or tasks")
+    listing.add_argument("kind", choices=["models", "datasets", "recipes", "tasks"])
+    return parser
+
+
+def split_train_items(items: list[str]) -> tuple[str | None, list[str]]:
+    target = None
+    overrides = []
+    for item in items:
+        if "=" in item and not Path(item).exists():
+            overrides.append(item)
+        elif target is None:
+            target = item
+        else:
+            raise FathomError(f"unexpected argument '{item}': give one dataset/config/path, then KEY=VALUE overrides")
+    return target, overrides
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from fathom.api import fit
+    from fathom.config import load_yaml
+
+    target, overrides = split_train_items(args.items)
+    config: dict[str, Any] = {}
+    dataset = None
+    if target is not None:
+        path = Path(target)
+        if target.endswith((".yaml", ".yml")):
+            config = load_yaml(path)
+        elif path.is_dir():
+            config = {"data": {"name": "folder", "path": str(path)}}
+        elif target.endswith(".csv"):
+            if not path.is_file():
+                raise FathomError(f"CSV file not found: {path}")
+            config = {"data": {"name": "csv", "path": str(path)}}
+        else:
+            dataset = target
+    flags = {"model.name": args.model, "train.epochs": args.epochs, "optim.lr": args.lr, "data.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device, "data.data_dir": args.data_dir, "run.dir": args.run_dir, "run.name": args.name, "run.progress": "none" if args.quiet else None}
+    flag_overrides = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    run = fit(args.model, dataset, config=config, overrides=[*flag_overrides, *overrides])
+    print_summary(run)
+    return 0
+
+
+def print_summary(run: Any) -> None:
+    summary = run.summary
+    test = summary.get("test") or {}
+    shown = "  ".join(f"{key} {value:.4f}" for key, value in test.items() if isinstance(value, float))
+    print(f"done: {summary.get('epochs_completed')} epochs, {summary.get('steps')} steps in {summary.get('duration_seconds', 0):.1f}s ({summary.get('message') or 'completed'})")
+    if shown:
+        print(f"test: {shown}")
+    print(f"run folder: {run.path}")
+    print(f"report: {run.path / 'report.html'}")
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    import fathom
+
+    run = fathom.load(args.run)
+    if args.data_dir:
+        run.config.data.data_dir = args.data_dir
+    metrics = run.evaluate(args.split)
+    for key, value in metrics.items():
+        print(f"{args.split} {key}: {value:.4f}")
+    run.report()
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    import fathom
+
+    run = fathom.load(args.run)
+    outputs = run.predict(list(args.files))
+    rows = []
+    for file, output in zip(args.files, outputs, strict=True):
+        if run.info.task == "classification":
+            names = run.info.class_names or [str(i) for i in range(len(output))]
+            top = output.topk(min(args.top, len(output)))
+            shown = ", ".join(f"{names[int(i)]} {float(p):.3f}" for p, i in zip(top.values, top.indices, strict=True))
+            rows.append((str(file), names[int(top.indices[0])], float(top.values[0])))
+        else:
+            shown = ", ".join(f"{float(v):.4f}" for v in output.reshape(-1))
+            rows.append((str(file), shown, ""))
+        print(f"{file}: {shown}")
+    if args.output:
+        from fathom.io import atomic_write_text
+
+        header = "file,prediction,probability\n" if run.info.task == "classification" else "file,prediction,\n"
+        atomic_write_text(args.output, header + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    return 0
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from fathom.api import resume
+
+    run = resume(args.run, progress="none" if args.quiet else None)
+    print_summary(run)
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from fathom.report import write_report
+    from fathom.run import read_run_json
+
+    read_run_json(args.run)
+    print(write_report(args.run))
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from fathom.registry import DATASETS, MODELS, RECIPES, TASKS
+
+    registry = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES, "tasks": TASKS}[args.kind]
+    width = max(len(name) for name in registry.names())
+    for name in registry.names():
+        print(f"{name:<{width}}  {registry.describe(name)}")
+    return 0
+
+
+COMMANDS = {"train": train_command, "eval": eval_command, "predict": predict_command, "resume": resume_command, "report": report_command, "list": list_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from fathom import __version__
+
+        print(f"fathom {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except FathomError as error:
+        print(f"fathom {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fathom: interrupted; the last checkpoint is kept (continue with 'fathom resume RUN')", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Datasets: ``fathom.data.load(name)`` returns a ``DataBundle`` with seeded splits.
+
+Every dataset is a factory ``f(root: Path, download: bool, **options) -> DataBundle`` registered in
+``fathom.registry.DATASETS``; ``load`` adds the validation/test splits it lacks and normalises with
+statistics of the training split only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fathom.data.bundle import DataBundle, DataInfo, LazySplit, Split
+from fathom.data.loader import StreamingLoader, TensorLoader, make_loader
+from fathom.data.splits import finalize
+from fathom.registry import DATASETS
+
+__all__ = [
+    "DataBundle",
+    "DataInfo",
+    "LazySplit",
+    "Split",
+    "StreamingLoader",
+    "TensorLoader",
+    "default_data_dir",
+    "list",
+    "load",
+    "make_loader",
+]
+
+DATASETS.register("digits", "fathom.data.vision:digits", description="scikit-learn 8x8 digits (embedded, no download)")
+DATASETS.register("mnist", "fathom.data.vision:mnist", description="MNIST handwritten digits, 28x28 grey")
+DATASETS.register("fashion-mnist", "fathom.data.vision:fashion_mnist", description="Fashion-MNIST clothing, 28x28 grey")
+DATASETS.register("cifar10", "fathom.data.vision:cifar10", description="CIFAR-10, 32x32 colour, 10 classes")
+DATASETS.register("cifar100", "fathom.data.vision:cifar100", description="CIFAR-100, 32x32 colour, 100 classes")
+DATASETS.register("folder", "fathom.data.folder:image_folder", description="your images: one subfolder per class (data.path=...)")
+DATASETS.register("csv", "fathom.data.tabular:csv_table", description="your table: a CSV file with a target column (data.path=..., data.target=...)")
+
+
+def default_data_dir() -> Path:
+    """``$FATHOM_DATA_DIR`` if set, else ``~/.cache/fathom/datasets``."""
+    if os.environ.get("FATHOM_DATA_DIR"):
+        return Path(os.environ["FATHOM_DATA_DIR"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "fathom" / "datasets"
+
+
+def load(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    normalize: bool = True,
+    limit: int | None = None,
+    download: bool = True,
+    **options: Any,
+) -> DataBundle:
+    """Load a registered dataset with seeded splits, e.g. ``fathom.data.load("mnist")``.
+
+    ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``).
+    """
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    bundle = DATASETS.create(name, root=root, download=download, **options)
+    return finalize(
+        bundle,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        normalize=normalize,
+        limit=limit,
+    )
+
+
+def list() -> list[str]:  # noqa: A001 - mirrors fathom.models.list
+    """Names of all registered datasets."""
+    return DATASETS.names()

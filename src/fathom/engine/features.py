@@ -1,0 +1,95 @@
+"""Training features as small composable objects: precision, clipping, weight penalties."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from fathom.errors import ConfigError
+
+
+class Precision:
+    """fp32, bf16 autocast, or fp16 autocast with dynamic loss scaling."""
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        if precision == "fp16" and device.type != "cuda":
+            raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        self.precision = precision
+        self.device = device
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.dtype is None:
+            yield
+            return
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            yield
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler.is_enabled():
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+
+class GradientClipper:
+    """Clip gradients by global norm and/or by value before each optimizer step."""
+
+    def __init__(self, max_norm: float | None, max_value: float | None) -> None:
+        self.max_norm = max_norm
+        self.max_value = max_value
+
+    def __bool__(self) -> bool:
+        return self.max_norm is not None or self.max_value is not None
+
+    def __call__(self, parameters: list[nn.Parameter]) -> None:
+        if self.max_value is not None:
+            torch.nn.utils.clip_grad_value_(parameters, self.max_value)
+        if self.max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, self.max_norm, foreach=True)
+
+
+class WeightPenalty:
+    """L1 and L2 penalties on weight matrices and kernels (biases and norm scales are exempt)."""
+
+    def __init__(self, model: nn.Module, l1: float, l2: float) -> None:
+        self.l1 = l1
+        self.l2 = l2
+        self.weights = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+
+    def __bool__(self) -> bool:
+        return bool(self.weights) and (self.l1 > 0 or self.l2 > 0)
+
+    def __call__(self) -> torch.Tensor:
+        penalty = torch.zeros((), device=self.weights[0].device)
+        if self.l1 > 0:
+            penalty = penalty + self.l1 * sum(w.abs().sum() for w in self.weights)
+        if self.l2 > 0:
+            penalty = penalty + 0.5 * self.l2 * sum(w.square().sum() for w in self.weights)
+        return penalty
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; an unavailable device is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"config key 'train.device': unknown device {name!r} (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'train.device': cuda requested but no CUDA device is available")
+    return device

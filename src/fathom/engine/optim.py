@@ -1,0 +1,75 @@
+"""Optimizers by name and learning-rate schedules as pure functions of the step.
+
+A schedule is a factor of each group's base learning rate, computed from the optimizer step
+alone, so resuming needs nothing but the step count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from fathom.config import OptimConfig, ScheduleConfig
+
+
+def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam, AdamW or RMSprop from an ``OptimConfig``."""
+    common = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.name == "sgd":
+        momentum = config.momentum
+        return torch.optim.SGD(
+            parameters, momentum=momentum, nesterov=config.nesterov and momentum > 0, **common
+        )
+    if config.name == "adam":
+        return torch.optim.Adam(parameters, betas=config.betas, eps=config.eps, **common)
+    if config.name == "adamw":
+        return torch.optim.AdamW(parameters, betas=config.betas, eps=config.eps, **common)
+    return torch.optim.RMSprop(
+        parameters, alpha=config.alpha, eps=config.eps, momentum=config.momentum, **common
+    )
+
+
+class Schedule:
+    """Linear warmup, then constant, step, exponential, cosine or one-cycle decay."""
+
+    def __init__(self, config: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> None:
+        self.config = config
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = int(round(config.warmup_epochs * self.steps_per_epoch))
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the base learning rate for optimizer step ``step`` (0-based)."""
+        config = self.config
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        epoch = step / self.steps_per_epoch
+        remaining = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / remaining)
+        if config.name == "constant":
+            return 1.0
+        if config.name == "step":
+            return config.gamma ** math.floor(epoch / config.step_epochs)
+        if config.name == "exponential":
+            return config.gamma**epoch
+        if config.name == "cosine":
+            return _cosine(1.0, config.min_lr_ratio, progress)
+        if progress < config.peak_fraction:
+            return _cosine(config.start_ratio, 1.0, progress / config.peak_fraction)
+        tail = (progress - config.peak_fraction) / (1.0 - config.peak_fraction)
+        return _cosine(1.0, config.min_lr_ratio, tail)
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set each group's learning rate for ``step``; returns the factor."""
+        factor = self.factor(step)
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+        return factor
+
+
+def _cosine(start: float, end: float, progress: float) -> float:
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,0 +1,29 @@
+"""Everything about a run's progress that a checkpoint must restore, as plain JSON-able values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # batches processed
+    optimizer_steps: int = 0
+    samples_seen: int = 0
+    elapsed_seconds: float = 0.0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    early_stopping_best: float | None = None
+    early_stopping_wait: int = 0
+    metrics_lines: int = 0  # lines of metrics.jsonl written up to this state
+    stop_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per evaluation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> TrainState:
+        return cls(**value)

@@ -1,0 +1,254 @@
+"""The training loop. ``Trainer.fit`` reads top to bottom; extend it with callbacks or a task."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from fathom.config import OptimConfig, ScheduleConfig, TrainConfig
+from fathom.engine import checkpoint as ckpt
+from fathom.engine.callbacks import EVENTS, Callback, StopTraining
+from fathom.engine.ema import ModelEMA
+from fathom.engine.features import GradientClipper, Precision, WeightPenalty
+from fathom.engine.log import MetricsLog
+from fathom.engine.optim import Schedule, build_optimizer
+from fathom.engine.state import TrainState
+from fathom.errors import ConfigError, TrainingDiverged
+from fathom.tasks.base import Task
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` with the loaders given; the plumbing, not the maths."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        train_loader: Any,
+        val_loader: Any = None,
+        *,
+        train: TrainConfig | None = None,
+        optim: OptimConfig | None = None,
+        schedule: ScheduleConfig | None = None,
+        callbacks: Iterable[Callback] = (),
+        log: MetricsLog | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.config = train or TrainConfig()
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.network = torch.compile(self.model) if self.config.compile else self.model
+        self.task = task
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.epochs = self.config.epochs
+        self.state = TrainState()
+        self.log = log or MetricsLog()
+        self.callbacks = sorted(callbacks, key=lambda callback: callback.order)
+        self.precision = Precision(self.config.precision, self.device)
+        self.clipper = GradientClipper(self.config.grad_clip_norm, self.config.grad_clip_value)
+        self.penalty = WeightPenalty(self.model, self.config.l1, self.config.l2)
+        self.accumulate = self.config.accumulate_steps
+        groups = task.optimizer_groups(self.model)
+        if len(groups) > 1 and self.accumulate > 1:
+            raise ConfigError("train.accumulate_steps > 1 is not supported for multi-optimizer tasks")
+        self.optimizers = {name: build_optimizer(params, optim or OptimConfig()) for name, params in groups.items()}
+        updates_per_epoch = math.ceil(len(train_loader) / self.accumulate)
+        self.schedule = Schedule(schedule or ScheduleConfig(), updates_per_epoch, updates_per_epoch * self.epochs)
+        self.ema = ModelEMA(self.model, self.config.ema_decay) if self.config.ema_decay else None
+        self.last_evaluation: dict[str, Any] = {}
+        self.last_details: dict[str, Any] = {}
+        self._running: dict[str, torch.Tensor] = {}
+        self._running_count = 0
+        self._clock = time.perf_counter()
+        self._logged_samples = 0
+        self._checked = False
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> TrainState:
+        """Train until ``epochs`` are done, a callback stops training, or ``max_steps`` is reached."""
+        self._apply_schedule()
+        self.fire("fit_start")
+        try:
+            while self.state.epoch < self.epochs:
+                self.fire("epoch_start")
+                self.model.train()
+                for batch in self.train_loader:
+                    self.fire("batch_start")
+                    self.train_step(batch)
+                    self.fire("batch_end")
+                    if self.config.max_steps and self.state.step >= self.config.max_steps:
+                        raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
+                self.state.epoch += 1
+                self._log_training()
+                if self.val_loader is not None:
+                    self.last_evaluation, self.last_details = self.evaluate(self.val_loader)
+                    self._record_evaluation()
+                self.fire("evaluation_end")
+                self.fire("epoch_end")
+        except StopTraining as stop:
+            self.state.stop_reason = stop.reason
+            self._log_training()
+        self.fire("fit_end")
+        return self.state
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Forward, backward and (at accumulation boundaries) one update per optimizer phase."""
+        if not self._checked:
+            self.task.check_batch(self.network, batch)
+            self._checked = True
+        position = getattr(self.train_loader, "position", self.state.step + 1)
+        boundary = position % self.accumulate == 0 or position >= len(self.train_loader)
+        for phase, optimizer in self.optimizers.items():
+            with self.precision.autocast():
+                loss, values = self.task.training_loss(phase, self.network, batch)
+                if self.penalty:
+                    loss = loss + self.penalty()
+            self.precision.backward(loss / self.accumulate)
+            self.fire("after_backward")
+            if boundary:
+                self.precision.unscale(optimizer)
+                if self.clipper:
+                    self.clipper([p for group in optimizer.param_groups for p in group["params"]])
+                self.precision.step(optimizer)
+                optimizer.zero_grad(set_to_none=True)
+            self._accumulate_logs(phase, loss, values)
+        self.state.step += 1
+        self.state.samples_seen += len(batch[0])
+        if boundary:
+            self.state.optimizer_steps += 1
+            self._apply_schedule()
+            if self.ema is not None:
+                self.ema.update(self.model)
+        if self.device.type == "cpu" or self.state.step % self.config.log_every_steps == 0:
+            self.check_finite()
+        if self.state.step % self.config.log_every_steps == 0:
+            self._log_training()
+
+    def evaluate(self, loader: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Metrics of the task over ``loader`` (EMA weights when EMA is on): (scalars, details)."""
+        network = self.ema.shadow if self.ema is not None else self.network
+        return evaluate(network, self.task, loader, self.device, self.precision)
+
+    def fire(self, event: str) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self)
+
+    # ------------------------------------------------------------ bookkeeping
+    def _apply_schedule(self) -> None:
+        for optimizer in self.optimizers.values():
+            self.schedule.apply(optimizer, self.state.optimizer_steps)
+
+    def _accumulate_logs(self, phase: str, loss: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+        prefix = "" if phase == "main" else f"{phase}_"
+        for key, value in {"loss": loss, **values}.items():
+            name = prefix + key
+            total = self._running.get(name)
+            self._running[name] = value.detach().float() if total is None else total + value.detach().float()
+        if phase == next(iter(self.optimizers)):
+            self._running_count += 1
+
+    def check_finite(self) -> None:
+        """Stop with a clear message if the loss has become NaN or infinite."""
+        loss = self._running.get("loss", next(iter(self._running.values()), None))
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"training diverged: loss is {float(loss)} at step {self.state.step} "
+                f"(epoch {self.state.epoch + 1}); the last good checkpoint is kept. "
+                "Try a lower optim.lr or set train.grad_clip_norm"
+            )
+
+    def _log_training(self) -> None:
+        if not self._running_count:
+            return
+        now = time.perf_counter()
+        samples = self.state.samples_seen - self._logged_samples
+        record = {
+            "kind": "train",
+            "step": self.state.step,
+            "epoch": self.state.epoch + getattr(self.train_loader, "position", 0) / max(1, len(self.train_loader)),
+            **{key: float(value) / self._running_count for key, value in self._running.items()},
+            "lr": self.current_lr(),
+            "samples_per_second": samples / max(now - self._clock, 1e-9),
+        }
+        self.log.write(record)
+        self.state.metrics_lines += 1
+        self._running, self._running_count = {}, 0
+        self._clock, self._logged_samples = now, self.state.samples_seen
+
+    def _record_evaluation(self) -> None:
+        state, task = self.state, self.task
+        entry = {"kind": "val", "step": state.step, "epoch": state.epoch, **self.last_evaluation}
+        self.log.write(entry)
+        state.metrics_lines += 1
+        state.history.append(entry)
+        value = self.last_evaluation.get(task.monitor)
+        better = state.best_metric is None or (
+            value < state.best_metric if task.monitor_mode == "min" else value > state.best_metric
+        )
+        if value is not None and better:
+            state.best_metric, state.best_epoch = value, state.epoch
+
+    def current_lr(self) -> float:
+        return float(next(iter(self.optimizers.values())).param_groups[0]["lr"])
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to continue exactly: tensors and a JSON-able state."""
+        tensors = ckpt.prefixed("model", self.model.state_dict())
+        saved: dict[str, Any] = {"train_state": self.state.to_dict(), "optimizers": {}}
+        for name, optimizer in self.optimizers.items():
+            optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(optimizer.state_dict())
+            tensors.update(ckpt.prefixed(f"optimizer/{name}", optimizer_tensors))
+        if self.ema is not None:
+            tensors.update(ckpt.prefixed("ema", self.ema.state_dict()))
+        rng_tensors, saved["rng"] = ckpt.capture_rng()
+        tensors.update(ckpt.prefixed("rng", rng_tensors))
+        saved["loader"] = self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
+        saved["scaler"] = self.precision.scaler.state_dict() if self.precision.scaler.is_enabled() else None
+        saved["schedule"] = {"name": self.schedule.config.name, "optimizer_steps": self.state.optimizer_steps}
+        return tensors, saved
+
+    def restore(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
+        """Load a ``checkpoint_state`` back (model, optimizers, EMA, loader, RNG, step)."""
+        self.model.load_state_dict(ckpt.unprefixed("model", tensors))
+        for name, optimizer in self.optimizers.items():
+            state = ckpt.join_optimizer_state(ckpt.unprefixed(f"optimizer/{name}", tensors), saved["optimizers"][name])
+            optimizer.load_state_dict(state)
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.unprefixed("ema", tensors))
+        if saved.get("loader") is not None:
+            self.train_loader.load_state_dict(saved["loader"])
+        if saved.get("scaler") is not None:
+            self.precision.scaler.load_state_dict(saved["scaler"])
+        self.state = TrainState.from_dict(saved["train_state"])
+        self.log.truncate(self.state.metrics_lines)
+        ckpt.restore_rng(ckpt.unprefixed("rng", tensors), saved["rng"])
+        self._logged_samples = self.state.samples_seen
+
+
+@torch.no_grad()
+def evaluate(
+    network: nn.Module, task: Task, loader: Any, device: torch.device, precision: Precision | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``task``'s evaluation over ``loader`` in eval mode: (scalar metrics, details)."""
+    precision = precision or Precision("fp32", device)
+    was_training = network.training
+    network.eval()
+    metrics = task.new_metrics(device)
+    if hasattr(loader, "position"):
+        loader.position = 0
+    for batch in loader:
+        with precision.autocast():
+            task.evaluation_step(network, batch, metrics)
+    network.train(was_training)
+    return metrics.compute(), metrics.details()
+
+
+__all__ = ["EVENTS", "Callback", "StopTraining", "Trainer", "evaluate"]

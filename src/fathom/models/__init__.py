@@ -1,0 +1,71 @@
+"""Models: plain ``torch.nn.Module``s built by name, e.g. ``fathom.models.create("resnet8")``.
+
+A factory takes its own options plus any of ``num_classes``, ``in_channels``, ``in_features`` and
+``image_size``; ``create_for_data`` fills those four from a dataset's ``DataInfo``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import nn
+
+from fathom.config import accepted_keywords
+from fathom.data.bundle import DataInfo
+from fathom.errors import ConfigError
+from fathom.models.init import INITIALIZERS, initialize
+from fathom.registry import MODELS
+
+__all__ = ["INITIALIZERS", "create", "create_for_data", "initialize", "list"]
+
+MODELS.register(
+    "mlp",
+    "fathom.models.mlp:mlp",
+    description="multilayer perceptron: any depth/width, activation, dropout, batch norm",
+)
+MODELS.register(
+    "cnn", "fathom.models.cnn:cnn", description="LeNet-style conv-pool-fully-connected network"
+)
+MODELS.register(
+    "resnet8", "fathom.models.resnet:resnet8", description="ResNet for small images, 8 layers"
+)
+MODELS.register(
+    "resnet20", "fathom.models.resnet:resnet20", description="ResNet for small images, 20 layers"
+)
+MODELS.register(
+    "resnet56", "fathom.models.resnet:resnet56", description="ResNet for small images, 56 layers"
+)
+MODELS.register("resnet18", "fathom.models.resnet:resnet18", description="ImageNet-style ResNet-18")
+
+
+def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name`` and initialise its weights with scheme ``init``."""
+    model = MODELS.create(name, **kwargs)
+    initialize(model, init)
+    return model
+
+
+def create_for_data(
+    name: str, info: DataInfo, *, init: str = "default", **kwargs: Any
+) -> nn.Module:
+    """Build ``name`` sized for a dataset: output size, input channels/features and image size."""
+    accepted = accepted_keywords(MODELS.get(name))
+    shape = tuple(info.input_shape)
+    inferred: dict[str, Any] = {"num_classes": info.output_size, "in_features": math.prod(shape)}
+    if len(shape) == 3:
+        inferred.update(in_channels=shape[0], image_size=shape[1])
+    for key, value in inferred.items():
+        if key not in kwargs and (key in accepted or "*" in accepted):
+            kwargs[key] = value
+    if "in_features" not in accepted and "in_channels" not in kwargs and len(shape) != 3:
+        raise ConfigError(
+            f"model '{name}' needs image inputs (channels, height, width) but dataset "
+            f"'{info.name}' has inputs of shape {list(shape)}; try model.name=mlp"
+        )
+    return create(name, init=init, **kwargs)
+
+
+def list() -> list[str]:  # noqa: A001 - the public name the docs promise
+    """Names of all registered models."""
+    return MODELS.names()

@@ -1,0 +1,11 @@
+"""Plots and a self-contained HTML report of a run folder.
+
+``write_report(run_dir)`` makes the figures (``make_plots``) and writes ``RUN/report.html``; pass
+``extra_sections=[Section(title, html=..., headers=..., rows=...)]`` to add parts, and drop PNGs
+into ``RUN/plots`` to have them shown under "Other figures".
+"""
+
+from fathom.report.html import Section, write_report
+from fathom.report.plots import make_plots, plot_confusion_matrix
+
+__all__ = ["Section", "make_plots", "plot_confusion_matrix", "write_report"]
