@@ -9,12 +9,11 @@
 """
 
 from fathom import data, engine, models, tasks
+from fathom._version import __version__
 from fathom.api import fit, resume
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.run import Run, load
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FathomConfig",

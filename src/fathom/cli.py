@@ -120,9 +120,9 @@ def print_summary(run: Any) -> None:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    import fathom
+    from fathom.run import load
 
-    run = fathom.load(args.run)
+    run = load(args.run)
     if args.data_dir:
         run.config.data.data_dir = args.data_dir
     metrics = run.evaluate(args.split)
@@ -133,9 +133,9 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    import fathom
+    from fathom.run import load
 
-    run = fathom.load(args.run)
+    run = load(args.run)
     outputs = run.predict(list(args.files))
     rows = []
     for file, output in zip(args.files, outputs, strict=True):
@@ -188,9 +188,13 @@ COMMANDS = {"train": train_command, "eval": eval_command, "predict": predict_com
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, leftover = parser.parse_known_args(argv)
+    if leftover and args.command == "train" and not any(item.startswith("-") for item in leftover):
+        args.items += leftover  # KEY=VALUE overrides may follow options
+    elif leftover:
+        parser.error(f"unrecognized arguments: {' '.join(leftover)}")
     if args.version:
-        from fathom import __version__
+        from fathom._version import __version__
 
         print(f"fathom {__version__}")
         return 0

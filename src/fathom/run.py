@@ -27,7 +27,7 @@ from fathom.io import atomic_write_json, atomic_write_text
 def versions() -> dict[str, str]:
     import numpy
 
-    from fathom import __version__
+    from fathom._version import __version__
 
     return {
         "fathom": __version__,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import fathom.data
 from fathom.data import load
 from fathom.data.bundle import LazySplit, Split
 from fathom.data.folder import ImageFiles, image_folder
@@ -80,7 +81,7 @@ def test_bad_options_are_config_errors(image_tree):
 def test_large_folder_becomes_lazy_and_normalised_from_train(shared_file):
     folder = shared_file("mnist_tiny")
     with pytest.warns(UserWarning):
-        bundle = image_folder(Path("."), path=str(folder), max_memory_mb=1)  # decoded ~4.4 MB
+        bundle = fathom.data.load("folder", path=str(folder), max_memory_mb=1)  # decoded ~4.4 MB
     assert all(
         isinstance(split, ImageFiles) and isinstance(split, LazySplit)
         for split in bundle.splits().values()

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import confusion_matrix, mean_absolute_error, precision_recall_fscore_support, r2_score
+from sklearn.metrics import (
+    confusion_matrix,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+    r2_score,
+)
 
 from fathom.engine.metrics import ClassificationMetrics, RegressionMetrics
 

@@ -73,19 +73,15 @@ class RandomCrop(AugmentTransform):
         _check_images(inputs, self.name)
         if self.padding == 0:
             return inputs, targets
-        count, channels, height, width = inputs.shape
+        count, _, height, width = inputs.shape
         padded = F.pad(inputs, (self.padding,) * 4)
-        padded_width = width + 2 * self.padding
-        # Offsets into the flattened padded image: one per example plus one per output pixel.
+        # Every crop as a view (N, C, rows, columns, H, W); pick one per example.
+        windows = padded.unfold(2, height, 1).unfold(3, width, 1)
         shifts = torch.randint(
             0, 2 * self.padding + 1, (2, count), generator=generator, device=inputs.device
         )
-        starts = shifts[0] * padded_width + shifts[1]
-        rows = torch.arange(height, device=inputs.device) * padded_width
-        pixels = (rows[:, None] + torch.arange(width, device=inputs.device)).flatten()
-        index = (starts[:, None] + pixels).unsqueeze(1).expand(count, channels, height * width)
-        cropped = padded.flatten(2).gather(2, index)
-        return cropped.view(count, channels, height, width), targets
+        examples = torch.arange(count, device=inputs.device)
+        return windows[examples, :, shifts[0], shifts[1]], targets
 
 
 class HorizontalFlip(AugmentTransform):

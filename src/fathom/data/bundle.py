@@ -12,13 +12,20 @@ from fathom.errors import DataError
 
 @runtime_checkable
 class LazySplit(Protocol):
-    """A split too large for memory: examples are decoded from disk on demand (see StreamingLoader)."""
+    """A split too large for memory: examples are decoded from disk on demand (see StreamingLoader).
+
+    ``normalization`` (``{"mean": [...], "std": [...]}`` per channel, or None) is set by
+    ``finalize`` from training statistics and applied to each example as it is decoded.
+    """
 
     targets: torch.Tensor
+    normalization: dict[str, list[float]] | None
 
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def subset(self, indices: torch.Tensor) -> LazySplit: ...
 
 
 @dataclass

@@ -17,16 +17,12 @@ import torch
 from PIL import Image
 
 from fathom.data.bundle import DataBundle, DataInfo
-from fathom.data.splits import normalization_statistics, seeded_permutation
 from fathom.data.vision import to_split
 from fathom.errors import ConfigError, DataError, closest
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SPLIT_FOLDERS = {"val": ("valid", "val", "validation"), "test": ("test",)}
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
-# A lazy folder is not carved by ``finalize``, so it is carved here with load()'s default fractions.
-LAZY_VAL_FRACTION, LAZY_TEST_FRACTION, LAZY_SEED = 0.1, 0.2, 0
-STATISTICS_SAMPLE = 1000
 
 
 def image_folder(
@@ -74,7 +70,7 @@ def image_folder(
         }
         return DataBundle(info, splits["train"], splits.get("val"), splits.get("test"))
     lazy = {split: ImageFiles(paths, targets[split], mode, size) for split, paths in files.items()}
-    return _lazy_bundle(info, lazy)
+    return DataBundle(info, lazy["train"], lazy.get("val"), lazy.get("test"))
 
 
 def _check_options(
@@ -240,25 +236,3 @@ class ImageFiles:
     def subset(self, indices: torch.Tensor) -> ImageFiles:
         chosen = [self.files[int(index)] for index in indices]
         return ImageFiles(chosen, self.targets[indices], self.mode, self.size, self.normalization)
-
-
-def _lazy_bundle(info: DataInfo, splits: dict[str, ImageFiles]) -> DataBundle:
-    """Carve missing test/val splits as ``finalize`` would by default, then normalise every split
-    with statistics of a seeded sample of training images."""
-    train = splits["train"]
-    for split, fraction, seed in (
-        ("test", LAZY_TEST_FRACTION, LAZY_SEED),
-        ("val", LAZY_VAL_FRACTION, LAZY_SEED + 1),
-    ):
-        if split not in splits:
-            order = seeded_permutation(len(train), seed)
-            carved = max(1, int(round(len(train) * fraction)))
-            train, splits[split] = train.subset(order[carved:]), train.subset(order[:carved])
-    splits["train"] = train
-    sample = seeded_permutation(len(train), LAZY_SEED)[:STATISTICS_SAMPLE]
-    images = decode_all([train.files[int(index)] for index in sample], train.mode, train.size)
-    mean, std = normalization_statistics(torch.from_numpy(images).float().div_(255.0))
-    info.normalization = {"mean": mean.tolist(), "std": std.tolist()}
-    for split in splits.values():
-        split.normalization = info.normalization
-    return DataBundle(info, splits["train"], splits["val"], splits["test"])

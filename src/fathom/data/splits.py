@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from fathom.data.bundle import DataBundle, Split
+from fathom.data.bundle import DataBundle, LazySplit, Split
+
+STATISTICS_SAMPLE = 1000  # examples of a lazy split decoded to estimate normalisation statistics
 
 
 def seeded_permutation(count: int, seed: int) -> torch.Tensor:
@@ -12,7 +14,7 @@ def seeded_permutation(count: int, seed: int) -> torch.Tensor:
     return torch.randperm(count, generator=generator)
 
 
-def carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+def carve(split: Split | LazySplit, fraction: float, seed: int) -> tuple[Split | LazySplit, Split | LazySplit | None]:
     """Split off ``fraction`` of ``split`` (seeded): returns (rest, carved)."""
     if fraction <= 0:
         return split, None
@@ -32,16 +34,17 @@ def finalize(
 ) -> DataBundle:
     """Add missing test/val splits (seeded), cap the training set, and normalise on train stats."""
     train, val, test = bundle.train, bundle.val, bundle.test
-    in_memory = isinstance(train, Split)
-    if in_memory and test is None:
+    if test is None:
         train, test = carve(train, test_fraction, seed)
-    if in_memory and val is None:
+    if val is None:
         train, val = carve(train, val_fraction, seed + 1)
-    if in_memory and limit is not None and limit < len(train):
+    if limit is not None and limit < len(train):
         train = train.subset(seeded_permutation(len(train), seed + 2)[:limit])
     bundle = DataBundle(bundle.info, train, val, test)
-    if normalize and in_memory and train.inputs.is_floating_point():
+    if normalize and isinstance(train, Split) and train.inputs.is_floating_point():
         apply_normalization(bundle)
+    elif normalize and not isinstance(train, Split):
+        apply_lazy_normalization(bundle, seed)
     return bundle
 
 
@@ -67,3 +70,14 @@ def apply_normalization(bundle: DataBundle) -> None:
     bundle.info.normalization = {"mean": mean.tolist(), "std": std.tolist()}
     for split in bundle.splits().values():
         split.inputs = normalize_inputs(split.inputs.float(), mean.tolist(), std.tolist())
+
+
+def apply_lazy_normalization(bundle: DataBundle, seed: int) -> None:
+    """Statistics from a seeded sample of training examples, applied as lazy splits decode."""
+    train = bundle.train
+    sample = seeded_permutation(len(train), seed)[:STATISTICS_SAMPLE]
+    inputs = torch.stack([train[int(index)][0] for index in sample])
+    mean, std = normalization_statistics(inputs)
+    bundle.info.normalization = {"mean": mean.tolist(), "std": std.tolist()}
+    for split in bundle.splits().values():
+        split.normalization = bundle.info.normalization

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,7 +19,9 @@ from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
 from fathom.errors import ConfigError, TrainingDiverged
-from fathom.tasks.base import Task
+
+if TYPE_CHECKING:
+    from fathom.tasks.base import Task
 
 
 class Trainer:

@@ -54,14 +54,15 @@ def create_for_data(
     shape = tuple(info.input_shape)
     inferred: dict[str, Any] = {"num_classes": info.output_size, "in_features": math.prod(shape)}
     if len(shape) == 3:
-        inferred.update(in_channels=shape[0], image_size=shape[1])
+        image_size = shape[1] if shape[1] == shape[2] else (shape[1], shape[2])
+        inferred.update(in_channels=shape[0], image_size=image_size)
     for key, value in inferred.items():
         if key not in kwargs and (key in accepted or "*" in accepted):
             kwargs[key] = value
     if "in_features" not in accepted and "in_channels" not in kwargs and len(shape) != 3:
         raise ConfigError(
             f"model '{name}' needs image inputs (channels, height, width) but dataset "
-            f"'{info.name}' has inputs of shape {list(shape)}; try model.name=mlp"
+            f"'{info.name}' has inputs of shape {[*shape]}; try model.name=mlp"
         )
     return create(name, init=init, **kwargs)
 

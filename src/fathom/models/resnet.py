@@ -141,14 +141,15 @@ def resnet56(
 def resnet18(
     in_channels: int = 3,
     num_classes: int = 1000,
-    image_size: int = 224,
+    image_size: int | Sequence[int] = 224,
     small_input: bool | None = None,
     width: float = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ImageNet-style ResNet-18; ``small_input`` (default: ``image_size <= 64``) uses a 3x3 stem."""
     if small_input is None:
-        small_input = image_size <= 64
+        sides = [image_size] if isinstance(image_size, int) else list(image_size)
+        small_input = max(sides) <= 64
     widths = [_scaled(base, width) for base in (64, 128, 256, 512)]
     stem = _stem(in_channels, widths[0], small_input)
     return ResNet(stem, widths[0], widths, [2, 2, 2, 2], num_classes, zero_init_residual)

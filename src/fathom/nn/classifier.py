@@ -19,7 +19,7 @@ class ClassifierModel(nn.Module):
     """``forward(x) = head(features(x))``; ``features`` maps inputs to a pooled feature vector.
 
     Parameter groups, from early to late layers, are the direct children of ``features`` that
-    hold parameters (stem, stages, ...), then ``head``.
+    hold parameters (stem, stages, ...), then ``head``; parameters outside both come last.
     """
 
     def __init__(self, features: nn.Module, head: nn.Module) -> None:
