@@ -3,20 +3,27 @@
 Both train on MNIST's 60,000 training images (Fathom as its recipe says: the recipe may carve a
 validation split and evaluate it each epoch, which counts as training time) and are scored on the
 official 10,000 test images at regular points, ``--probes-per-epoch`` times an epoch. The clock
-stops while a probe evaluates, so the times are training time only. The reference is the plain
-small CNN of PyTorch's MNIST example (conv32 → conv64 → max-pool → fc128, dropout) trained with
-Adam and a one-cycle learning rate, in NCHW float32, as one writes it without tuning for a CPU.
+stops while a probe evaluates, so the times are training time only.
+
+The hand-written reference (``--reference small``, the default) is a plain small CNN written as
+one would without tuning for a CPU: conv32 → pool → conv64 → pool → fc128 (3x3 convolutions,
+padding 1, ReLU, no batch norm, no augmentation), float32 NCHW, batch 128, Adam with a one-cycle
+learning rate (its max LR and epochs tuned: see REFERENCES), over slices of a tensor shuffled
+each epoch. ``--reference example`` is PyTorch's MNIST-example network instead (full-resolution
+conv64, 9216-wide fc, dropout): about four times the compute.
+
+The glibc allocator setting of Fathom's trainer (``train.reuse_cpu_memory``) is process-wide;
+it is made at start, so the reference runs with it too.
 
     python bench/mnist.py                       # recipes mnist and mnist-fast, seeds 0 1 2
     python bench/mnist.py --quick               # a smoke test on a small subset (seconds)
     python bench/mnist.py --recipes mnist --seeds 0 --set train.epochs=4   # exploring
+    python bench/mnist.py --recipes --reference-seeds 0 1 --reference-lr 0.005   # the reference
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -27,15 +34,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fathom.api import build_model, build_trainer, load_data, resolve_config, seed_everything
-from fathom.data.bundle import DataBundle, Split
-from fathom.engine import Callback, Trainer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import DATA_DIR, HERE, LoadMeter, machine_info  # noqa: E402
+from common import (  # noqa: E402
+    DATA_DIR,
+    MEMORY_NOTE,
+    LoadMeter,
+    add_common_arguments,
+    load_mnist,
+    plain_steps,
+    shuffled_slices,
+    start_run,
+    write_record,
+)
+from fathom.api import (  # noqa: E402
+    build_model,
+    build_trainer,
+    load_data,
+    resolve_config,
+    seed_everything,
+)
+from fathom.data.bundle import DataBundle, Split  # noqa: E402
+from fathom.engine import Callback, Trainer  # noqa: E402
 
 TARGET, STRETCH, BUDGET_SECONDS = 0.990, 0.994, 120.0
-REFERENCE = {"epochs": 3, "batch_size": 128, "max_lr": 0.003, "optimizer": "Adam", "schedule": "OneCycleLR"}
 
 
 class Probes:
@@ -57,7 +78,9 @@ class Probes:
     def record(self, model: nn.Module, epoch: float, channels_last: bool = False) -> None:
         seconds, entered = self.seconds(), time.perf_counter()
         accuracy = test_accuracy(model, self.test, channels_last)
-        self.curve.append({"seconds": round(seconds, 3), "epoch": round(epoch, 3), "accuracy": accuracy})
+        self.curve.append(
+            {"seconds": round(seconds, 3), "epoch": round(epoch, 3), "accuracy": accuracy}
+        )
         print(f"    {seconds:7.2f} s  epoch {epoch:5.2f}  test accuracy {accuracy:.4f}", flush=True)
         self.paused += time.perf_counter() - entered
 
@@ -116,12 +139,22 @@ class ProbeCallback(Callback):
 
 
 # ------------------------------------------------------------------ Fathom's recipe
-def run_fathom(recipe: str, seed: int, bundle_cache: dict[Any, DataBundle], args: argparse.Namespace) -> dict[str, Any]:
+def run_fathom(
+    recipe: str, seed: int, bundle_cache: dict[Any, DataBundle], args: argparse.Namespace
+) -> dict[str, Any]:
     """Train with ``recipe`` as ``fathom.fit`` would (no run folder), probing the test set."""
-    overrides = [f"data.data_dir={DATA_DIR}", "data.download=false", "run.progress=none", f"train.seed={seed}", *args.set]
+    overrides = [
+        f"data.data_dir={DATA_DIR}",
+        "data.download=false",
+        "run.progress=none",
+        f"train.seed={seed}",
+        *args.set,
+    ]
     config = resolve_config({"recipe": recipe}, dataset="mnist", overrides=overrides)
     if args.quick:
-        config = resolve_config(config, overrides=["train.epochs=1", f"data.limit={args.quick_examples}"])
+        config = resolve_config(
+            config, overrides=["train.epochs=1", f"data.limit={args.quick_examples}"]
+        )
     key = (config.data.val_fraction, config.data.limit, seed)
     if key not in bundle_cache:
         bundle_cache[key] = load_data(config)
@@ -130,14 +163,36 @@ def run_fathom(recipe: str, seed: int, bundle_cache: dict[Any, DataBundle], args
     model = build_model(config, bundle.info)
     probes = Probes(bundle.test, args.quick_examples if args.quick else None)
     seed_everything(seed)
-    trainer = build_trainer(config, model, bundle, run_dir=None, callbacks=[ProbeCallback(probes, args.probes_per_epoch)])
+    trainer = build_trainer(
+        config,
+        model,
+        bundle,
+        run_dir=None,
+        callbacks=[ProbeCallback(probes, args.probes_per_epoch)],
+    )
     print(f"  fathom recipe {recipe}, seed {seed}: {config.train.epochs} epochs", flush=True)
     trainer.fit()
     return {"recipe": recipe, "seed": seed, "config": config.to_dict(), **probes.summary()}
 
 
 # ------------------------------------------------------------------ the hand-written reference
-class ReferenceNet(nn.Module):
+class SmallCNN(nn.Module):
+    """A plain small CNN: conv32 → pool → conv64 → pool → fc128 → fc10, ReLU, no batch norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        hidden = F.max_pool2d(F.relu(self.conv1(inputs)), 2)
+        hidden = F.max_pool2d(F.relu(self.conv2(hidden)), 2)
+        return self.fc2(F.relu(self.fc1(hidden.flatten(1))))
+
+
+class ExampleNet(nn.Module):
     """PyTorch's MNIST example network: conv32 → conv64 → max-pool → fc128 → fc10, with dropout."""
 
     def __init__(self) -> None:
@@ -153,39 +208,67 @@ class ReferenceNet(nn.Module):
         return self.fc2(F.dropout(hidden, 0.5, self.training))
 
 
+REFERENCES: dict[str, dict[str, Any]] = {
+    "small": {"network": SmallCNN, "epochs": 4, "max_lr": 0.003},
+    "example": {"network": ExampleNet, "epochs": 4, "max_lr": 0.003},
+}
+SHARED_SETTINGS = {
+    "batch_size": 128, "optimizer": "Adam (torch defaults otherwise)", "precision": "float32",
+    "memory_format": "NCHW", "augmentation": None,
+    "schedule": "OneCycleLR (torch defaults: pct_start 0.3, cosine, div_factor 25)",
+}  # fmt: skip
+
+
+def reference_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The reference's settings: its defaults in REFERENCES, then the command line's."""
+    chosen = REFERENCES[args.reference]
+    return {
+        "reference": args.reference,
+        "network": chosen["network"].__name__,
+        **SHARED_SETTINGS,
+        "epochs": 1 if args.quick else (args.reference_epochs or chosen["epochs"]),
+        "max_lr": args.reference_lr or chosen["max_lr"],
+    }
+
+
 def run_reference(train: Split, test: Split, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """The plain loop: shuffle each epoch, slice batches, Adam with a one-cycle learning rate."""
+    settings = reference_settings(args)
     torch.manual_seed(seed)
-    model = ReferenceNet()
-    epochs, batch_size = (1 if args.quick else args.reference_epochs), REFERENCE["batch_size"]
+    model = REFERENCES[args.reference]["network"]()
+    epochs, batch_size = settings["epochs"], settings["batch_size"]
     steps = -(-len(train) // batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=REFERENCE["max_lr"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, REFERENCE["max_lr"], total_steps=epochs * steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["max_lr"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings["max_lr"], total_steps=epochs * steps
+    )
     probes = Probes(test, args.quick_examples if args.quick else None)
-    marks = {round(steps * part / args.probes_per_epoch) for part in range(1, args.probes_per_epoch + 1)}
-    print(f"  reference, seed {seed}: {epochs} epochs", flush=True)
+    parts = range(1, args.probes_per_epoch + 1)
+    marks = {round(steps * part / args.probes_per_epoch) for part in parts}
+    print(f"  reference {args.reference}, seed {seed}: {epochs} epochs", flush=True)
     probes.start()
     for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(train))
-        inputs, targets = train.inputs[order], train.targets[order]
-        for step in range(steps):
-            batch = slice(step * batch_size, (step + 1) * batch_size)
-            loss = F.cross_entropy(model(inputs[batch]), targets[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+
+        def after_step(step: int, epoch: int = epoch) -> None:
             schedule.step()
-            if step + 1 in marks:
-                probes.record(model, epoch + (step + 1) / steps)
-    return {"seed": seed, "settings": {**REFERENCE, "epochs": epochs}, **probes.summary()}
+            if step in marks:
+                probes.record(model, epoch + step / steps)
+
+        plain_steps(model, optimizer, shuffled_slices(train, batch_size), steps, after_step)
+    return {"seed": seed, "settings": settings, **probes.summary()}
 
 
 # ------------------------------------------------------------------ report
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and spread over seeds of the headline numbers."""
     result: dict[str, Any] = {}
-    for key in ("seconds_to_99.0", "seconds_to_99.4", "best_within_120s", "final_accuracy", "train_seconds"):
+    for key in (
+        "seconds_to_99.0",
+        "seconds_to_99.4",
+        "best_within_120s",
+        "final_accuracy",
+        "train_seconds",
+    ):
         values = [run[key] for run in runs if run[key] is not None]
         result[key] = {
             "median": statistics.median(values) if values else None,
@@ -197,47 +280,56 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_table(summary: dict[str, Any]) -> None:
-    print(f"\n{'run':22s} {'s to 99.0%':>11s} {'s to 99.4%':>11s} {'best ≤120 s':>12s} {'final':>7s} {'train s':>8s} {'seeds reached 99.0':>19s}")
+    print(
+        f"\n{'run':22s} {'s to 99.0%':>11s} {'s to 99.4%':>11s} {'best ≤120 s':>12s} {'final':>7s} {'train s':>8s} {'seeds reached 99.0':>19s}"
+    )
     for name, row in summary.items():
-        def cell(key: str, fmt: str) -> str:
-            value = row[key]["median"]
-            return format(value, fmt) if value is not None else "-"
         print(
-            f"{name:22s} {cell('seconds_to_99.0', '11.1f')} {cell('seconds_to_99.4', '11.1f')} "
-            f"{cell('best_within_120s', '12.4f')} {cell('final_accuracy', '7.4f')} {cell('train_seconds', '8.1f')} "
-            f"{row['seconds_to_99.0']['reached']:>19s}"
+            f"{name:22s} {_cell(row, 'seconds_to_99.0', '11.1f')} {_cell(row, 'seconds_to_99.4', '11.1f')} "
+            f"{_cell(row, 'best_within_120s', '12.4f')} {_cell(row, 'final_accuracy', '7.4f')} "
+            f"{_cell(row, 'train_seconds', '8.1f')} {row['seconds_to_99.0']['reached']:>19s}"
         )
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row[key]["median"]
+    return format(value, fmt) if value is not None else format("-", f">{fmt.split('.')[0]}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 epoch on a small subset: a smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 epoch on a small subset: a smoke test"
+    )
     parser.add_argument("--quick-examples", type=int, default=1024)
     parser.add_argument("--recipes", nargs="*", default=["mnist", "mnist-fast"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--reference", choices=list(REFERENCES), default="small")
     parser.add_argument("--reference-seeds", nargs="*", type=int, default=[0])
-    parser.add_argument("--reference-epochs", type=int, default=REFERENCE["epochs"])
+    parser.add_argument("--reference-epochs", type=int, default=None, help="default: REFERENCES")
+    parser.add_argument("--reference-lr", type=float, default=None, help="default: REFERENCES")
     parser.add_argument("--probes-per-epoch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the recipes")
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "mnist.json")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the recipes"
+    )
+    add_common_arguments(parser, "mnist.json")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    machine = machine_info()
-    print(f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({args.threads} threads), load {machine['load_average']}")
+    machine = start_run(args.threads)
     runs: dict[str, list[dict[str, Any]]] = {}
     cache: dict[Any, DataBundle] = {}
     for seed in args.seeds:
         for recipe in args.recipes:
             runs.setdefault(f"fathom {recipe}", []).append(run_fathom(recipe, seed, cache, args))
     if args.reference_seeds:
-        plain = fathom_plain_split(args)
+        plain = load_mnist(args.quick_examples if args.quick else None)
         for seed in args.reference_seeds:
-            runs.setdefault("hand-written reference", []).append(run_reference(plain.train, plain.test, seed, args))
+            runs.setdefault("hand-written reference", []).append(
+                run_reference(plain.train, plain.test, seed, args)
+            )
     summary = {name: aggregate(group) for name, group in runs.items()}
     print_table(summary)
     ratios = speedups(summary)
@@ -245,23 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: reference time to 99.0% / its time to 99.0% = {ratio}")
     record = {
         "benchmark": "mnist", "machine": machine, "threads": args.threads,
-        "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "targets": {"accuracy": TARGET, "stretch": STRETCH, "budget_seconds": BUDGET_SECONDS},
         "seeds": {"fathom": args.seeds, "reference": args.reference_seeds}, "quick": args.quick,
+        "reference": reference_settings(args), "notes": [MEMORY_NOTE],
         "summary": summary, "speedup_to_99.0": ratios, "runs": runs,
     }  # fmt: skip
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nwrote {args.output}")
+    write_record(args.output, record)
     return 0
-
-
-def fathom_plain_split(args: argparse.Namespace) -> DataBundle:
-    """All 60,000 training images and the test set, normalised as Fathom does, for the reference."""
-    from fathom.data import load
-
-    limit = args.quick_examples if args.quick else None
-    return load("mnist", data_dir=DATA_DIR, val_fraction=0.0, limit=limit, download=False)
 
 
 def speedups(summary: dict[str, Any]) -> dict[str, float | None]:

@@ -29,7 +29,13 @@ def make_blobs(count: int = 240, classes: int = 3, features: int = 6, seed: int 
     order = torch.randperm(count, generator=generator)
     inputs, targets = inputs[order], targets[order]
     cut_val, cut_test = int(count * 0.7), int(count * 0.85)
-    info = DataInfo(name="blobs", task="classification", input_shape=(features,), num_classes=classes, class_names=[f"c{i}" for i in range(classes)])
+    info = DataInfo(
+        name="blobs",
+        task="classification",
+        input_shape=(features,),
+        num_classes=classes,
+        class_names=[f"c{i}" for i in range(classes)],
+    )
     return DataBundle(
         info,
         Split(inputs[:cut_val], targets[:cut_val]),

@@ -21,7 +21,15 @@ def test_fit_any_user_module_then_load_evaluate_predict(blobs, tmp_path):
     run = fathom.fit(TinyNet(), blobs, epochs=8, lr=0.01, run_dir=tmp_path, progress="none")
     assert run.path.parent == tmp_path
     files = {p.name for p in run.path.iterdir()}
-    assert {"config.yaml", "run.json", "metrics.jsonl", "model.safetensors", "checkpoints", "report.html", "evaluation-test.json"} <= files
+    assert {
+        "config.yaml",
+        "run.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "checkpoints",
+        "report.html",
+        "evaluation-test.json",
+    } <= files
     summary = json.loads((run.path / "run.json").read_text())
     assert summary["status"] == "completed" and summary["model"]["registered"] is False
     assert summary["test"]["accuracy"] > 0.9
@@ -36,10 +44,14 @@ def test_fit_any_user_module_then_load_evaluate_predict(blobs, tmp_path):
 
 
 def test_registered_model_by_name_round_trips(blobs, tmp_path):
-    run = fathom.fit("mlp", blobs, epochs=3, run_dir=tmp_path, progress="none", config={"model": {"hidden": [8]}})
+    run = fathom.fit(
+        "mlp", blobs, epochs=3, run_dir=tmp_path, progress="none", config={"model": {"hidden": [8]}}
+    )
     loaded = fathom.load(run.path)
     assert isinstance(loaded.model, nn.Module)
-    for a, b in zip(run.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
+    for a, b in zip(
+        run.model.state_dict().values(), loaded.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)
 
 
@@ -57,3 +69,16 @@ def test_bad_labels_and_wrong_output_size_are_clear(blobs, tmp_path):
 def test_unknown_shortcut_is_suggested(blobs, tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         fathom.fit(TinyNet(), blobs, epoch=1, run_dir=tmp_path)
+
+
+def test_the_five_line_quickstart(shared_datasets, tmp_path):
+    data = fathom.data.load("mnist", data_dir=shared_datasets, limit=1000)
+    model = fathom.models.create("resnet8", num_classes=10, in_channels=1)
+    run = fathom.fit(model, data, epochs=1, run_dir=tmp_path, progress="none")
+    metrics = run.evaluate()
+    loaded = fathom.load(run.path)
+    assert set(metrics) >= {"loss", "accuracy"}
+    for a, b in zip(
+        run.model.state_dict().values(), loaded.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)

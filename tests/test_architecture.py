@@ -47,5 +47,7 @@ def test_imports_flow_one_way():
         for imported in runtime_imports(path):
             target = area(imported)
             if target != own and LAYERS[target] > LAYERS[own]:
-                violations.append(f"{relative} imports {imported} ({own} must not depend on {target})")
+                violations.append(
+                    f"{relative} imports {imported} ({own} must not depend on {target})"
+                )
     assert not violations, "\n".join(violations)

@@ -7,12 +7,18 @@ from fathom.errors import ConfigError
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"train": {"epochz": 3}}, "unknown config key 'train.epochz' (did you mean 'train.epochs'?)"),
+        (
+            {"train": {"epochz": 3}},
+            "unknown config key 'train.epochz' (did you mean 'train.epochs'?)",
+        ),
         ({"trian": {}}, "unknown config key 'trian' (did you mean 'train'?)"),
         ({"train": {"epochs": "abc"}}, "config key 'train.epochs'"),
         ({"optim": {"lr": -1}}, "config key 'optim.lr': input should be greater than 0"),
         ({"optim": {"name": "adm"}}, "config key 'optim.name'"),
-        ({"train": {"early_stopping": {"patiense": 3}}}, "did you mean 'train.early_stopping.patience'"),
+        (
+            {"train": {"early_stopping": {"patiense": 3}}},
+            "did you mean 'train.early_stopping.patience'",
+        ),
     ],
 )
 def test_config_errors_name_the_key(raw, message):
@@ -23,7 +29,9 @@ def test_config_errors_name_the_key(raw, message):
 
 
 def test_overrides_parse_yaml_values():
-    assert parse_overrides(["train.epochs=3", "optim.lr=1e-3", "data.name=mnist", "train.compile=true"]) == {
+    assert parse_overrides(
+        ["train.epochs=3", "optim.lr=1e-3", "data.name=mnist", "train.compile=true"]
+    ) == {
         "train": {"epochs": 3, "compile": True},
         "optim": {"lr": 0.001},
         "data": {"name": "mnist"},

@@ -26,7 +26,11 @@ def test_decorator_registration_and_unknown_options():
 
 
 def test_public_lists():
-    assert {"mlp", "cnn", "resnet8", "resnet20", "resnet56", "resnet18"} <= set(fathom.models.list())
-    assert {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"} <= set(fathom.data.list())
+    assert {"mlp", "cnn", "resnet8", "resnet20", "resnet56", "resnet18"} <= set(
+        fathom.models.list()
+    )
+    assert {"digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder", "csv"} <= set(
+        fathom.data.list()
+    )
     with pytest.raises(ConfigError, match="did you mean 'resnet8'"):
         fathom.models.create("resnet9")

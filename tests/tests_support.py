@@ -13,7 +13,9 @@ from fathom.tasks.classification import Classification
 
 def trainer_for(bundle, callbacks=(), epochs: int = 2, **train) -> Trainer:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(bundle.info.input_shape[0], 16), nn.ReLU(), nn.Linear(16, bundle.info.num_classes))
+    model = nn.Sequential(
+        nn.Linear(bundle.info.input_shape[0], 16), nn.ReLU(), nn.Linear(16, bundle.info.num_classes)
+    )
     return Trainer(
         model,
         Classification(bundle.info.num_classes),

@@ -1,11 +1,11 @@
 """Fathom: deep learning end to end on PyTorch.
 
-    import fathom
-    data = fathom.data.load("mnist")
-    model = fathom.models.create("resnet8", num_classes=10, in_channels=1)
-    run = fathom.fit(model, data, epochs=2)
-    run.evaluate()
-    run = fathom.load(run.path)
+import fathom
+data = fathom.data.load("mnist")
+model = fathom.models.create("resnet8", num_classes=10, in_channels=1)
+run = fathom.fit(model, data, epochs=2)
+run.evaluate()
+run = fathom.load(run.path)
 """
 
 from fathom import data, engine, models, tasks

@@ -67,12 +67,16 @@ def resolve_config(
         if key not in SHORTCUTS:
             raise ConfigError(f"unknown option '{key}'{closest(key, SHORTCUTS)}")
         section, leaf = SHORTCUTS[key].split(".")
-        shortcut_layer.setdefault(section, {})[leaf] = str(value) if isinstance(value, Path) else value
+        shortcut_layer.setdefault(section, {})[leaf] = (
+            str(value) if isinstance(value, Path) else value
+        )
     override_layer = parse_overrides(list(overrides))
     dataset_layer = {"data": {"name": dataset}} if dataset else {}
     layers = [dataset_layer, user, shortcut_layer, override_layer]
     probe = build_config(*layers)
-    recipe_name = probe.recipe or (recipes.recipe_for_dataset(probe.data.name) if use_recipe else None)
+    recipe_name = probe.recipe or (
+        recipes.recipe_for_dataset(probe.data.name) if use_recipe else None
+    )
     recipe_layer = recipes.get(recipe_name) if recipe_name else {}
     return build_config(recipe_layer, *layers)
 
@@ -109,20 +113,28 @@ def load_data(config: FathomConfig) -> DataBundle:
 def make_task(config: FathomConfig, info: DataInfo) -> tasks.Task:
     name = info.task if config.run.task == "auto" else config.run.task
     if name == "classification":
-        return tasks.create("classification", num_classes=info.num_classes, label_smoothing=config.train.label_smoothing)
+        return tasks.create(
+            "classification",
+            num_classes=info.num_classes,
+            label_smoothing=config.train.label_smoothing,
+        )
     return tasks.create("regression", output_size=info.output_size)
 
 
 def build_model(config: FathomConfig, info: DataInfo) -> nn.Module:
     seed_everything(config.train.seed)
-    return models.create_for_data(config.model.name, info, init=config.model.init, **config.model.options())
+    return models.create_for_data(
+        config.model.name, info, init=config.model.init, **config.model.options()
+    )
 
 
 def check_bundle(bundle: DataBundle) -> None:
     if bundle.info.task == "classification" and bundle.info.num_classes:
         for name, split in bundle.splits().items():
             if isinstance(split, Split):
-                check_labels(split.targets, bundle.info.num_classes, f"{bundle.info.name} {name} split")
+                check_labels(
+                    split.targets, bundle.info.num_classes, f"{bundle.info.name} {name} split"
+                )
 
 
 def build_trainer(
@@ -144,8 +156,18 @@ def build_trainer(
         augment = build_augmentation(config.data.augment, bundle.info.num_classes)
     batch = config.data.batch_size
     eval_batch = config.data.eval_batch_size or max(batch, 512)
-    train_loader = make_loader(bundle.train, batch, shuffle=True, seed=train.seed, device=device, transform=augment, channels_last=train.channels_last)
-    val_loader = make_loader(bundle.val, eval_batch, device=device) if bundle.val is not None else None
+    train_loader = make_loader(
+        bundle.train,
+        batch,
+        shuffle=True,
+        seed=train.seed,
+        device=device,
+        transform=augment,
+        channels_last=train.channels_last,
+    )
+    val_loader = (
+        make_loader(bundle.val, eval_batch, device=device) if bundle.val is not None else None
+    )
     extra: list[Callback] = []
     if run_dir is not None:
         extra.append(Checkpointer(run_dir / "checkpoints", train.checkpoint_every_steps))
@@ -177,16 +199,29 @@ def fit(
     ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
     """
-    dataset = data if isinstance(data, str) else (data.info.name if isinstance(data, DataBundle) else None)
-    custom = isinstance(model, nn.Module)
+    dataset = (
+        data
+        if isinstance(data, str)
+        else (data.info.name if isinstance(data, DataBundle) else None)
+    )
+    spec = getattr(model, "fathom_spec", None)  # set by fathom.models.create: rebuildable by name
+    custom = isinstance(model, nn.Module) and spec is None
     user = _as_layer(config)
-    if model is not None:
-        user = merge_layer(user, {"model": {"name": type(model).__name__ if custom else model}})
-    resolved = resolve_config(user, dataset=dataset, overrides=overrides, use_recipe=not custom, **shortcuts)
+    if isinstance(model, nn.Module):
+        user = merge_layer(user, {"model": spec or {"name": type(model).__name__}})
+    elif model is not None:
+        user = merge_layer(user, {"model": {"name": model}})
+    resolved = resolve_config(
+        user,
+        dataset=dataset,
+        overrides=overrides,
+        use_recipe=model is None or isinstance(model, str),
+        **shortcuts,
+    )
     seed_everything(resolved.train.seed)
     bundle = data if isinstance(data, DataBundle) else load_data(resolved)
     check_bundle(bundle)
-    network = model if custom else build_model(resolved, bundle.info)
+    network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
     run_dir = new_run_dir(resolved)
     write_config(run_dir, resolved)
     parameters = sum(p.numel() for p in network.parameters())
@@ -225,7 +260,9 @@ def resume(
     bundle = load_data(config)
     if model is None:
         if not record.get("model", {}).get("registered", True):
-            raise ConfigError(f"{run_dir} used a custom model; resume it from Python: fathom.resume(path, model=MyModel())")
+            raise ConfigError(
+                f"{run_dir} used a custom model; resume it from Python: fathom.resume(path, model=MyModel())"
+            )
         model = build_model(config, bundle.info)
     trainer = build_trainer(config, model, bundle, run_dir, callbacks)
     trainer.restore(tensors, saved)
@@ -233,19 +270,25 @@ def resume(
     return _train_and_finish(trainer, config, bundle, run_dir)
 
 
-def _train_and_finish(trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path) -> Run:
+def _train_and_finish(
+    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path
+) -> Run:
     started = time.perf_counter()
     previous = trainer.state.elapsed_seconds
     try:
         state = trainer.fit()
     except FathomError as error:
         if trainer.state.step == 0 and not (run_dir / "checkpoints" / "last.safetensors").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # failed before the first step: leave nothing
+            shutil.rmtree(
+                run_dir, ignore_errors=True
+            )  # failed before the first step: leave nothing
         else:
             update_run_json(run_dir, status="failed", message=str(error))
         raise
     except KeyboardInterrupt:
-        update_run_json(run_dir, status="stopped", message="interrupted; continue with 'fathom resume'")
+        update_run_json(
+            run_dir, status="stopped", message="interrupted; continue with 'fathom resume'"
+        )
         raise
     state.elapsed_seconds = previous + time.perf_counter() - started
     final = trainer.ema.shadow if trainer.ema is not None else trainer.model
@@ -292,9 +335,10 @@ def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tens
 
         inputs = read_inputs([Path(p) for p in inputs], run.info)
         if run.info.normalization:
-            inputs = normalize_inputs(inputs.float(), run.info.normalization["mean"], run.info.normalization["std"])
+            inputs = normalize_inputs(
+                inputs.float(), run.info.normalization["mean"], run.info.normalization["std"]
+            )
     device = next(run.model.parameters()).device
     run.model.eval()
     outputs = [run.task.predict(run.model, chunk.to(device)) for chunk in inputs.split(512)]
     return torch.cat(outputs).cpu()
-

@@ -29,19 +29,34 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="fathom", description="Deep learning end to end on PyTorch.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="fathom",
+        description="Deep learning end to end on PyTorch.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    train = commands.add_parser("train", help="train a model (default: a CNN on the embedded digits)")
-    train.add_argument("items", nargs="*", metavar="[TARGET] [KEY=VALUE ...]", help="dataset name, config .yaml, image folder or .csv; then dotted config overrides")
+    train = commands.add_parser(
+        "train", help="train a model (default: a CNN on the embedded digits)"
+    )
+    train.add_argument(
+        "items",
+        nargs="*",
+        metavar="[TARGET] [KEY=VALUE ...]",
+        help="dataset name, config .yaml, image folder or .csv; then dotted config overrides",
+    )
     train.add_argument("--model", help="model name (fathom list models)")
     train.add_argument("--epochs", type=int, help="number of epochs")
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--batch-size", type=int, help="batch size")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
-    train.add_argument("--data-dir", help="where datasets are found or downloaded (default $FATHOM_DATA_DIR or ~/.cache/fathom/datasets)")
+    train.add_argument(
+        "--data-dir",
+        help="where datasets are found or downloaded (default $FATHOM_DATA_DIR or ~/.cache/fathom/datasets)",
+    )
     train.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     train.add_argument("--name", help="run folder name")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -57,7 +72,9 @@ def build_parser() -> Parser:
     predict.add_argument("--top", type=int, default=1, help="show the top N classes")
     predict.add_argument("--output", type=Path, help="also write predictions to this CSV file")
 
-    resume = commands.add_parser("resume", help="continue an interrupted run exactly where it stopped")
+    resume = commands.add_parser(
+        "resume", help="continue an interrupted run exactly where it stopped"
+    )
     resume.add_argument("run", type=Path)
     resume.add_argument("--quiet", action="store_true")
 
@@ -78,7 +95,9 @@ def split_train_items(items: list[str]) -> tuple[str | None, list[str]]:
         elif target is None:
             target = item
         else:
-            raise FathomError(f"unexpected argument '{item}': give one dataset/config/path, then KEY=VALUE overrides")
+            raise FathomError(
+                f"unexpected argument '{item}': give one dataset/config/path, then KEY=VALUE overrides"
+            )
     return target, overrides
 
 
@@ -101,7 +120,18 @@ def train_command(args: argparse.Namespace) -> int:
             config = {"data": {"name": "csv", "path": str(path)}}
         else:
             dataset = target
-    flags = {"model.name": args.model, "train.epochs": args.epochs, "optim.lr": args.lr, "data.batch_size": args.batch_size, "train.seed": args.seed, "train.device": args.device, "data.data_dir": args.data_dir, "run.dir": args.run_dir, "run.name": args.name, "run.progress": "none" if args.quiet else None}
+    flags = {
+        "model.name": args.model,
+        "train.epochs": args.epochs,
+        "optim.lr": args.lr,
+        "data.batch_size": args.batch_size,
+        "train.seed": args.seed,
+        "train.device": args.device,
+        "data.data_dir": args.data_dir,
+        "run.dir": args.run_dir,
+        "run.name": args.name,
+        "run.progress": "none" if args.quiet else None,
+    }
     flag_overrides = [f"{key}={value}" for key, value in flags.items() if value is not None]
     run = fit(args.model, dataset, config=config, overrides=[*flag_overrides, *overrides])
     print_summary(run)
@@ -111,8 +141,12 @@ def train_command(args: argparse.Namespace) -> int:
 def print_summary(run: Any) -> None:
     summary = run.summary
     test = summary.get("test") or {}
-    shown = "  ".join(f"{key} {value:.4f}" for key, value in test.items() if isinstance(value, float))
-    print(f"done: {summary.get('epochs_completed')} epochs, {summary.get('steps')} steps in {summary.get('duration_seconds', 0):.1f}s ({summary.get('message') or 'completed'})")
+    shown = "  ".join(
+        f"{key} {value:.4f}" for key, value in test.items() if isinstance(value, float)
+    )
+    print(
+        f"done: {summary.get('epochs_completed')} epochs, {summary.get('steps')} steps in {summary.get('duration_seconds', 0):.1f}s ({summary.get('message') or 'completed'})"
+    )
     if shown:
         print(f"test: {shown}")
     print(f"run folder: {run.path}")
@@ -136,24 +170,39 @@ def predict_command(args: argparse.Namespace) -> int:
     from fathom.run import load
 
     run = load(args.run)
-    outputs = run.predict(list(args.files))
     rows = []
-    for file, output in zip(args.files, outputs, strict=True):
-        if run.info.task == "classification":
-            names = run.info.class_names or [str(i) for i in range(len(output))]
-            top = output.topk(min(args.top, len(output)))
-            shown = ", ".join(f"{names[int(i)]} {float(p):.3f}" for p, i in zip(top.values, top.indices, strict=True))
-            rows.append((str(file), names[int(top.indices[0])], float(top.values[0])))
-        else:
-            shown = ", ".join(f"{float(v):.4f}" for v in output.reshape(-1))
-            rows.append((str(file), shown, ""))
-        print(f"{file}: {shown}")
+    for file in args.files:
+        outputs = run.predict([file])  # a .csv or a batched .npy gives several rows
+        for index, output in enumerate(outputs):
+            label = str(file) if len(outputs) == 1 else f"{file}:{index + 1}"
+            shown, row = describe_prediction(run, output, args.top)
+            print(f"{label}: {shown}")
+            rows.append((label, *row))
     if args.output:
         from fathom.io import atomic_write_text
 
-        header = "file,prediction,probability\n" if run.info.task == "classification" else "file,prediction,\n"
-        atomic_write_text(args.output, header + "".join(",".join(map(str, row)) + "\n" for row in rows))
+        header = (
+            "input,prediction,probability\n"
+            if run.info.task == "classification"
+            else "input,prediction\n"
+        )
+        atomic_write_text(
+            args.output, header + "".join(",".join(map(str, row)) + "\n" for row in rows)
+        )
     return 0
+
+
+def describe_prediction(run: Any, output: Any, top: int) -> tuple[str, tuple[Any, ...]]:
+    """Human text and CSV cells for one prediction: top classes with probabilities, or values."""
+    if run.info.task != "classification":
+        values = [f"{float(value):.6g}" for value in output.reshape(-1)]
+        return ", ".join(values), (" ".join(values),)
+    names = run.info.class_names or [str(index) for index in range(len(output))]
+    best = output.topk(min(top, len(output)))
+    shown = ", ".join(
+        f"{names[int(i)]} {float(p):.3f}" for p, i in zip(best.values, best.indices, strict=True)
+    )
+    return shown, (names[int(best.indices[0])], f"{float(best.values[0]):.6f}")
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -176,14 +225,23 @@ def report_command(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     from fathom.registry import DATASETS, MODELS, RECIPES, TASKS
 
-    registry = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES, "tasks": TASKS}[args.kind]
+    registry = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES, "tasks": TASKS}[
+        args.kind
+    ]
     width = max(len(name) for name in registry.names())
     for name in registry.names():
         print(f"{name:<{width}}  {registry.describe(name)}")
     return 0
 
 
-COMMANDS = {"train": train_command, "eval": eval_command, "predict": predict_command, "resume": resume_command, "report": report_command, "list": list_command}
+COMMANDS = {
+    "train": train_command,
+    "eval": eval_command,
+    "predict": predict_command,
+    "resume": resume_command,
+    "report": report_command,
+    "list": list_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fathom {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fathom: interrupted; the last checkpoint is kept (continue with 'fathom resume RUN')", file=sys.stderr)
+        print(
+            "fathom: interrupted; the last checkpoint is kept (continue with 'fathom resume RUN')",
+            file=sys.stderr,
+        )
         return 130
 
 

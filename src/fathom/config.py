@@ -93,6 +93,7 @@ class TrainConfig(Section):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     ema_decay: float | None = Field(None, gt=0.0, lt=1.0)
     early_stopping: EarlyStoppingConfig | None = None
+    reuse_cpu_memory: bool = True
     checkpoint_every_steps: int = Field(0, ge=0)
     log_every_steps: int = Field(50, gt=0)
     max_steps: int | None = Field(None, gt=0)
@@ -204,7 +205,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+        raise ConfigError(
+            f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"
+        ) from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -230,7 +233,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override '{item}' conflicts with an earlier override of '{part}'")
+                raise ConfigError(
+                    f"override '{item}' conflicts with an earlier override of '{part}'"
+                )
         node[leaf] = value
     return result
 
@@ -243,7 +248,9 @@ def _looks_like_float(text: str) -> bool:
     return text.strip().lower() not in {"nan", "inf", "-inf", "infinity"}
 
 
-def call_with_checked_kwargs(function: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> Any:
+def call_with_checked_kwargs(
+    function: Callable[..., Any], kwargs: Mapping[str, Any], where: str
+) -> Any:
     """Call ``function(**kwargs)``, turning an unknown keyword into a ConfigError with a suggestion."""
     try:
         signature = inspect.signature(function)

@@ -96,7 +96,9 @@ def read_config(path: Path) -> FathomConfig:
 
 
 def save_weights(path: Path, model: nn.Module, model_name: str) -> None:
-    save_checkpoint(path, prefixed("model", model.state_dict()), {"kind": "weights", "model": model_name})
+    save_checkpoint(
+        path, prefixed("model", model.state_dict()), {"kind": "weights", "model": model_name}
+    )
 
 
 def load_weights(path: Path, model: nn.Module) -> nn.Module:
@@ -192,4 +194,3 @@ def load(path: str | Path, model: nn.Module | None = None) -> Run:
     load_weights(weights, model)
     model.eval()
     return Run(path, config, info, model)
-

@@ -14,7 +14,9 @@ from fathom.cli import main
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--epochs", "1", "--run-dir", str(folder), "--quiet", "model.name=mlp"]) == 0
+    assert (
+        main(["train", "--epochs", "1", "--run-dir", str(folder), "--quiet", "model.name=mlp"]) == 0
+    )
     return next(folder.iterdir())
 
 
@@ -35,7 +37,10 @@ def check_error(capsys, arguments: list[str], expected: str) -> None:
     [
         (["train", "mnits"], "unknown dataset 'mnits' (did you mean 'mnist'?)"),
         (["train", "--model", "resnet9"], "unknown model 'resnet9' (did you mean 'resnet8'?)"),
-        (["train", "train.epochz=3"], "unknown config key 'train.epochz' (did you mean 'train.epochs'?)"),
+        (
+            ["train", "train.epochz=3"],
+            "unknown config key 'train.epochz' (did you mean 'train.epochs'?)",
+        ),
         (["train", "train.epochs=many"], "config key 'train.epochs'"),
         (["train", "optim.lr=-1"], "config key 'optim.lr': input should be greater than 0"),
         (["train", "model.chanels=[4]"], "has no option 'chanels' (did you mean 'channels'?)"),
@@ -79,7 +84,9 @@ def test_prediction_inputs_that_cannot_be_read(capsys, finished_run, tmp_path):
 def test_corrupt_csv_rows_name_row_and_column(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     table = tmp_path / "table.csv"
-    table.write_text("a,b,label\n1,2,x\n3,4,y\n5,oops,x\n" + "".join(f"{i},{i},x\n" for i in range(20)))
+    table.write_text(
+        "a,b,label\n1,2,x\n3,4,y\n5,oops,x\n" + "".join(f"{i},{i},x\n" for i in range(20))
+    )
     check_error(capsys, ["train", "table.csv", "data.target=label"], "table.csv line 4, column 'b'")
     table.write_text("a,b,label\n1,2,x\n3,4\n")
     check_error(capsys, ["train", "table.csv", "data.target=label"], "table.csv line 3")
@@ -92,25 +99,47 @@ def test_undecodable_image_in_a_folder_is_named(capsys, tmp_path, monkeypatch):
     for label in ("a", "b"):
         (tmp_path / "images" / label).mkdir(parents=True)
         for index in range(3):
-            Image.new("L", (8, 8), color=index * 40).save(tmp_path / "images" / label / f"{index}.png")
+            Image.new("L", (8, 8), color=index * 40).save(
+                tmp_path / "images" / label / f"{index}.png"
+            )
     (tmp_path / "images" / "b" / "bad.png").write_bytes(b"garbage")
     check_error(capsys, ["train", "images"], "bad.png")
 
 
 def test_nan_loss_names_the_step_and_keeps_the_checkpoint(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    check_error(capsys, ["train", "optim.lr=1e30", "optim.name=sgd", "train.checkpoint_every_steps=1", "--quiet"], "at step")
+    check_error(
+        capsys,
+        ["train", "optim.lr=1e30", "optim.name=sgd", "train.checkpoint_every_steps=1", "--quiet"],
+        "at step",
+    )
     run = next((tmp_path / "runs").iterdir())
     assert '"status": "failed"' in (run / "run.json").read_text()
     from fathom.engine.checkpoint import load_checkpoint
 
     tensors, _ = load_checkpoint(run / "checkpoints" / "last.safetensors")
-    assert all(t.isfinite().all() for key, t in tensors.items() if key.startswith("model/") and t.is_floating_point())
+    assert all(
+        t.isfinite().all()
+        for key, t in tensors.items()
+        if key.startswith("model/") and t.is_floating_point()
+    )
 
 
 def test_real_process_exit_status_and_single_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "fathom.cli", "train", "cifar11"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "fathom.cli", "train", "cifar11"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cifar10" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "fathom.cli", "trian"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "fathom.cli", "trian"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -32,7 +32,14 @@ SETTINGS = [
 
 def fathom(*arguments: str, cwd: Path) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "fathom.cli", *arguments], cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fathom.cli", *arguments],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished(process: subprocess.Popen) -> str:
@@ -59,7 +66,11 @@ def test_resume_after_kill_at_random_steps_is_bitwise_exact(tmp_path):
     steps_per_epoch = 21  # 1,294 digits training examples at batch 64 (last batch kept)
     total = 4 * steps_per_epoch
     rng = random.Random(int(time.time()))
-    targets = [rng.randrange(6, steps_per_epoch), rng.randrange(steps_per_epoch + 1, 2 * steps_per_epoch), rng.randrange(2 * steps_per_epoch, total - 2)]
+    targets = [
+        rng.randrange(6, steps_per_epoch),
+        rng.randrange(steps_per_epoch + 1, 2 * steps_per_epoch),
+        rng.randrange(2 * steps_per_epoch, total - 2),
+    ]
     for index, target in enumerate(targets):
         run = tmp_path / "runs" / f"killed-{index}"
         process = fathom("train", *SETTINGS, "--run-dir", "runs", "--name", run.name, cwd=tmp_path)
@@ -68,14 +79,20 @@ def test_resume_after_kill_at_random_steps_is_bitwise_exact(tmp_path):
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.communicate()
-        assert not (run / "model.safetensors").exists(), f"the run finished before the kill at step {target}"
+        assert not (run / "model.safetensors").exists(), (
+            f"the run finished before the kill at step {target}"
+        )
         killed_at = steps_logged(run)
         finished(fathom("resume", str(run), cwd=tmp_path))
         resumed = weights(run)
         assert resumed.keys() == reference.keys()
         for key, tensor in reference.items():
-            assert torch.equal(resumed[key], tensor), f"{key} differs after kill at step {killed_at}"
+            assert torch.equal(resumed[key], tensor), (
+                f"{key} differs after kill at step {killed_at}"
+            )
         record = json.loads((run / "run.json").read_text())
         assert record["status"] == "completed" and record["steps"] == total
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        assert [line["step"] for line in lines if line["kind"] == "train"] == list(range(1, total + 1))
+        assert [line["step"] for line in lines if line["kind"] == "train"] == list(
+            range(1, total + 1)
+        )

@@ -7,7 +7,11 @@ from fathom.errors import CheckpointError
 
 
 def test_round_trip(tmp_path):
-    tensors = {"model/w": torch.randn(3, 4), "model/step": torch.tensor(7), "flag": torch.tensor([True, False])}
+    tensors = {
+        "model/w": torch.randn(3, 4),
+        "model/step": torch.tensor(7),
+        "flag": torch.tensor([True, False]),
+    }
     save_checkpoint(tmp_path / "c.safetensors", tensors, {"step": 7, "nested": {"a": [1, 2]}})
     loaded, state = load_checkpoint(tmp_path / "c.safetensors")
     assert state == {"step": 7, "nested": {"a": [1, 2]}}
@@ -44,7 +48,9 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, {"w": torch.ones(2)}, {"step": 1})
     good = path.read_bytes()
-    monkeypatch.setattr("fathom.io.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(
+        "fathom.io.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full"))
+    )
     with pytest.raises(OSError):
         save_checkpoint(path, {"w": torch.zeros(2)}, {"step": 2})
     assert path.read_bytes() == good

@@ -22,16 +22,33 @@ def image_data(count: int = 256) -> Split:
 
 
 def convnet() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 4),
+    )
 
 
 @cuda
 @pytest.mark.gpu
-@pytest.mark.parametrize(("precision", "compile_model"), [("bf16", False), ("fp16", False), ("bf16", True)])
+@pytest.mark.parametrize(
+    ("precision", "compile_model"), [("bf16", False), ("fp16", False), ("bf16", True)]
+)
 def test_mixed_precision_and_compile_train_on_gpu(precision, compile_model):
     data = image_data()
     config = TrainConfig(epochs=3, precision=precision, compile=compile_model, channels_last=True)
-    trainer = Trainer(convnet(), Classification(4), TensorLoader(data, 32, shuffle=True, device="cuda", channels_last=True), TensorLoader(data, 128, device="cuda"), train=config, optim=OptimConfig(lr=0.01), device="cuda")
+    trainer = Trainer(
+        convnet(),
+        Classification(4),
+        TensorLoader(data, 32, shuffle=True, device="cuda", channels_last=True),
+        TensorLoader(data, 128, device="cuda"),
+        train=config,
+        optim=OptimConfig(lr=0.01),
+        device="cuda",
+    )
     trainer.fit()
     assert trainer.last_evaluation["accuracy"] > 0.9
     assert trainer.precision.scaler.is_enabled() == (precision == "fp16")
@@ -39,4 +56,9 @@ def test_mixed_precision_and_compile_train_on_gpu(precision, compile_model):
 
 def test_fp16_on_cpu_is_a_clear_error():
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        Trainer(convnet(), Classification(4), TensorLoader(image_data(), 32), train=TrainConfig(precision="fp16"))
+        Trainer(
+            convnet(),
+            Classification(4),
+            TensorLoader(image_data(), 32),
+            train=TrainConfig(precision="fp16"),
+        )

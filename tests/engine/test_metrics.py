@@ -22,8 +22,12 @@ def test_classification_metrics_match_scikit_learn():
     values, details = metrics.compute(), metrics.details()
     assert values["accuracy"] == pytest.approx((predictions == targets.numpy()).mean())
     top5 = logits.topk(5, dim=1).indices
-    assert values["top5_accuracy"] == pytest.approx((top5 == targets[:, None]).any(1).float().mean().item())
-    precision, recall, f1, support = precision_recall_fscore_support(targets, predictions, zero_division=0)
+    assert values["top5_accuracy"] == pytest.approx(
+        (top5 == targets[:, None]).any(1).float().mean().item()
+    )
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predictions, zero_division=0
+    )
     assert np.allclose(details["per_class"]["precision"], precision)
     assert np.allclose(details["per_class"]["recall"], recall)
     assert np.allclose(details["per_class"]["f1"], f1)
@@ -40,4 +44,6 @@ def test_regression_metrics_match_scikit_learn():
     values = metrics.compute()
     assert values["mae"] == pytest.approx(mean_absolute_error(targets, predictions), rel=1e-6)
     assert values["r2"] == pytest.approx(r2_score(targets, predictions), rel=1e-6)
-    assert values["rmse"] == pytest.approx(float((predictions - targets).square().mean().sqrt()), rel=1e-6)
+    assert values["rmse"] == pytest.approx(
+        float((predictions - targets).square().mean().sqrt()), rel=1e-6
+    )

@@ -29,7 +29,9 @@ def test_warmup_is_linear_then_cosine_reaches_floor():
 
 
 def test_onecycle_peaks_at_peak_fraction():
-    schedule = Schedule(ScheduleConfig(name="onecycle", peak_fraction=0.3, start_ratio=0.05), 10, 100)
+    schedule = Schedule(
+        ScheduleConfig(name="onecycle", peak_fraction=0.3, start_ratio=0.05), 10, 100
+    )
     factors = [schedule.factor(step) for step in range(101)]
     assert factors[0] == pytest.approx(0.05)
     assert max(factors) == pytest.approx(1.0) and factors.index(max(factors)) == 30
@@ -46,7 +48,9 @@ def test_step_and_exponential():
 
 def test_apply_sets_group_rates_from_their_base():
     parameters = [torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))]
-    optimizer = torch.optim.SGD([{"params": [parameters[0]], "lr": 1.0}, {"params": [parameters[1]], "lr": 0.1}])
+    optimizer = torch.optim.SGD(
+        [{"params": [parameters[0]], "lr": 1.0}, {"params": [parameters[1]], "lr": 0.1}]
+    )
     Schedule(ScheduleConfig(name="cosine"), 10, 100).apply(optimizer, 50)
     assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.5, 0.05])
     assert math.isclose(optimizer.param_groups[0]["initial_lr"], 1.0)

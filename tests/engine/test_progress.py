@@ -10,7 +10,9 @@ def test_plain_log_lines_show_epoch_step_loss_speed_and_eta(blobs):
     trainer_for(blobs, [ProgressLog(stream)], log_every_steps=3).fit()
     lines = stream.getvalue().splitlines()
     train_lines = [line for line in lines if " step " in line]
-    assert train_lines and all(word in train_lines[0] for word in ("epoch", "loss", "accuracy", "samples/s", "eta"))
+    assert train_lines and all(
+        word in train_lines[0] for word in ("epoch", "loss", "accuracy", "samples/s", "eta")
+    )
     assert sum("validation" in line for line in lines) == 2
 
 

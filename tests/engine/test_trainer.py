@@ -87,7 +87,9 @@ def test_gradient_clipping_bounds_the_update(blobs):
     trainer = make_trainer(blobs, epochs=1, batch_size=168, optim=sgd, grad_clip_norm=0.01)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.fit()
-    change = torch.cat([(p - b).reshape(-1) for p, b in zip(trainer.model.parameters(), before, strict=True)])
+    change = torch.cat(
+        [(p - b).reshape(-1) for p, b in zip(trainer.model.parameters(), before, strict=True)]
+    )
     assert change.norm() <= 0.01 * len(trainer.train_loader) + 1e-6
 
 
@@ -103,7 +105,9 @@ def test_nan_loss_stops_with_the_step(blobs):
 
 def test_early_stopping_and_max_steps(blobs):
     stop = EarlyStoppingConfig(metric="val_accuracy", patience=1)
-    trainer = make_trainer(blobs, epochs=50, callbacks=[EarlyStopping(stop.metric, stop.patience, stop.mode)])
+    trainer = make_trainer(
+        blobs, epochs=50, callbacks=[EarlyStopping(stop.metric, stop.patience, stop.mode)]
+    )
     state = trainer.fit()
     assert state.epoch < 50 and "early stopping" in state.stop_reason
     limited = make_trainer(blobs, max_steps=7).fit()
@@ -113,7 +117,9 @@ def test_early_stopping_and_max_steps(blobs):
 def test_regression_task_fits_a_linear_function():
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(400, 4, generator=generator)
-    targets = inputs @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(400, generator=generator)
+    targets = inputs @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(
+        400, generator=generator
+    )
     train, val = Split(inputs[:300], targets[:300]), Split(inputs[300:], targets[300:])
     trainer = Trainer(
         nn.Linear(4, 1), Regression(), TensorLoader(train, 32, shuffle=True), TensorLoader(val, 100),

@@ -29,13 +29,35 @@ __all__ = [
     "make_loader",
 ]
 
-DATASETS.register("digits", "fathom.data.vision:digits", description="scikit-learn 8x8 digits (embedded, no download)")
-DATASETS.register("mnist", "fathom.data.vision:mnist", description="MNIST handwritten digits, 28x28 grey")
-DATASETS.register("fashion-mnist", "fathom.data.vision:fashion_mnist", description="Fashion-MNIST clothing, 28x28 grey")
-DATASETS.register("cifar10", "fathom.data.vision:cifar10", description="CIFAR-10, 32x32 colour, 10 classes")
-DATASETS.register("cifar100", "fathom.data.vision:cifar100", description="CIFAR-100, 32x32 colour, 100 classes")
-DATASETS.register("folder", "fathom.data.folder:image_folder", description="your images: one subfolder per class (data.path=...)")
-DATASETS.register("csv", "fathom.data.tabular:csv_table", description="your table: a CSV file with a target column (data.path=..., data.target=...)")
+DATASETS.register(
+    "digits",
+    "fathom.data.vision:digits",
+    description="scikit-learn 8x8 digits (embedded, no download)",
+)
+DATASETS.register(
+    "mnist", "fathom.data.vision:mnist", description="MNIST handwritten digits, 28x28 grey"
+)
+DATASETS.register(
+    "fashion-mnist",
+    "fathom.data.vision:fashion_mnist",
+    description="Fashion-MNIST clothing, 28x28 grey",
+)
+DATASETS.register(
+    "cifar10", "fathom.data.vision:cifar10", description="CIFAR-10, 32x32 colour, 10 classes"
+)
+DATASETS.register(
+    "cifar100", "fathom.data.vision:cifar100", description="CIFAR-100, 32x32 colour, 100 classes"
+)
+DATASETS.register(
+    "folder",
+    "fathom.data.folder:image_folder",
+    description="your images: one subfolder per class (data.path=...)",
+)
+DATASETS.register(
+    "csv",
+    "fathom.data.tabular:csv_table",
+    description="your table: a CSV file with a target column (data.path=..., data.target=...)",
+)
 
 
 def default_data_dir() -> Path:

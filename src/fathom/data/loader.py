@@ -68,7 +68,9 @@ class _ResumableBatches:
 
     def finish(self, inputs: torch.Tensor, targets: torch.Tensor, batch: int) -> Batch:
         if self.transform is not None:
-            inputs, targets = self.transform(inputs, targets, self.batch_generator(self.epoch, batch))
+            inputs, targets = self.transform(
+                inputs, targets, self.batch_generator(self.epoch, batch)
+            )
         self.position = batch + 1
         return inputs, targets
 
@@ -124,7 +126,8 @@ class TensorLoader(_ResumableBatches):
                 targets = self.targets[start : start + len(indices)]
             else:
                 indices = indices.to(self.device, non_blocking=True)
-                inputs, targets = self.inputs[indices], self.targets[indices]
+                inputs = self.inputs.index_select(0, indices)  # ~2.5x cheaper than inputs[indices]
+                targets = self.targets.index_select(0, indices)
             yield self.finish(inputs, targets, batch)
         self.end_epoch()
 

@@ -14,7 +14,9 @@ def seeded_permutation(count: int, seed: int) -> torch.Tensor:
     return torch.randperm(count, generator=generator)
 
 
-def carve(split: Split | LazySplit, fraction: float, seed: int) -> tuple[Split | LazySplit, Split | LazySplit | None]:
+def carve(
+    split: Split | LazySplit, fraction: float, seed: int
+) -> tuple[Split | LazySplit, Split | LazySplit | None]:
     """Split off ``fraction`` of ``split`` (seeded): returns (rest, carved)."""
     if fraction <= 0:
         return split, None

@@ -54,7 +54,9 @@ class EarlyStopping(Callback):
         self.metric = metric
         self.patience = patience
         self.min_delta = min_delta
-        self.mode = mode if mode != "auto" else ("min" if "loss" in metric or "error" in metric else "max")
+        self.mode = (
+            mode if mode != "auto" else ("min" if "loss" in metric or "error" in metric else "max")
+        )
 
     def evaluation_end(self, trainer: Trainer) -> None:
         state = trainer.state

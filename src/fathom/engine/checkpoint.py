@@ -34,9 +34,13 @@ def payload_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]
+) -> None:
     """Atomically write ``tensors`` and JSON ``state`` to ``path``."""
-    prepared = {key: value.detach().to("cpu").contiguous().clone() for key, value in tensors.items()}
+    prepared = {
+        key: value.detach().to("cpu").contiguous().clone() for key, value in tensors.items()
+    }
     header = {"format": FORMAT, "version": VERSION, "payload_sha256": payload_digest(prepared)}
     metadata = {"fathom": json.dumps(header), "state": json.dumps(state, default=_json_default)}
     atomic_write_bytes(path, safetensors_bytes(prepared, metadata=metadata))
@@ -52,7 +56,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             metadata = file.metadata() or {}
             tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: unreadable checkpoint, truncated or not safetensors ({error})") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint, truncated or not safetensors ({error})"
+        ) from None
     try:
         header = json.loads(metadata["fathom"])
         state = json.loads(metadata["state"])
@@ -63,7 +69,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if header.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: written by a newer Fathom (version {header['version']})")
     if payload_digest(tensors) != header.get("payload_sha256"):
-        raise CheckpointError(f"{path}: checkpoint contents do not match their checksum (altered or corrupt)")
+        raise CheckpointError(
+            f"{path}: checkpoint contents do not match their checksum (altered or corrupt)"
+        )
     return tensors, state
 
 

@@ -18,7 +18,9 @@ class Checkpointer(Callback):
 
     order = 100  # after callbacks that change the state at the same event
 
-    def __init__(self, directory: Path, every_steps: int = 0, extra_state: dict | None = None) -> None:
+    def __init__(
+        self, directory: Path, every_steps: int = 0, extra_state: dict | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.every_steps = every_steps
         self.extra_state = extra_state or {}

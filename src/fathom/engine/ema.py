@@ -9,7 +9,12 @@ from torch import nn
 
 
 class ModelEMA:
-    """Keeps ``shadow = decay * shadow + (1 - decay) * weights`` after every optimizer step."""
+    """Keeps ``shadow = d * shadow + (1 - d) * weights`` after every optimizer step.
+
+    The effective decay ``d = min(decay, (1 + t) / (10 + t))`` warms up with the update count
+    ``t``, so early averages are not dominated by the initial weights (timm's rule). It depends
+    on ``t`` alone, so resuming needs only the step count.
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
@@ -17,11 +22,15 @@ class ModelEMA:
         for parameter in self.shadow.parameters():
             parameter.requires_grad_(False)
 
+    def decay_at(self, updates: int) -> float:
+        return min(self.decay, (1.0 + updates) / (10.0 + updates))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        shadow = [p for p in self.shadow.parameters()]
+    def update(self, model: nn.Module, updates: int) -> None:
+        """Blend in ``model``'s weights after optimizer update number ``updates`` (1-based)."""
+        shadow = list(self.shadow.parameters())
         current = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(shadow, current, 1.0 - self.decay)
+        torch._foreach_lerp_(shadow, current, 1.0 - self.decay_at(updates))
         for shadow_buffer, buffer in zip(self.shadow.buffers(), model.buffers(), strict=True):
             shadow_buffer.copy_(buffer)
 

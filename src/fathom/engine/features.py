@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -89,7 +92,32 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"config key 'train.device': unknown device {name!r} (try cpu or cuda)") from None
+        raise ConfigError(
+            f"config key 'train.device': unknown device {name!r} (try cpu or cuda)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'train.device': cuda requested but no CUDA device is available")
+        raise ConfigError(
+            "config key 'train.device': cuda requested but no CUDA device is available"
+        )
     return device
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+@functools.cache
+def reuse_freed_cpu_memory() -> bool:
+    """Keep large freed CPU buffers in this process's heap for reuse (glibc only).
+
+    By default glibc returns every block over 32 MiB to the operating system when it is freed,
+    so each training step pays again for fresh zeroed pages for its largest activations. Raising
+    the mmap and trim thresholds keeps them: a batch-512 CNN step on 2 cores went from ~242 to
+    ~155 ms. The process keeps its peak memory instead of shrinking. Off: ``train.reuse_cpu_memory=false``.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (macOS, Windows, musl without mallopt): nothing to tune
+    return bool(mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))

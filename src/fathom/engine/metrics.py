@@ -75,7 +75,9 @@ class RegressionMetrics:
         self.sample: dict[str, list[float]] = {"target": [], "prediction": []}
 
     @torch.no_grad()
-    def update(self, predictions: torch.Tensor, targets: torch.Tensor, loss_sum: torch.Tensor) -> None:
+    def update(
+        self, predictions: torch.Tensor, targets: torch.Tensor, loss_sum: torch.Tensor
+    ) -> None:
         predictions, targets = predictions.double().reshape(-1), targets.double().reshape(-1)
         error = predictions - targets
         self.loss_sum += loss_sum.double()

@@ -93,7 +93,13 @@ class ProgressBar(Callback):
     def fit_start(self, trainer: Trainer) -> None:
         total = trainer.epochs * len(trainer.train_loader)
         self.progress.start()
-        self.task_id = self.progress.add_task("train", total=total, completed=trainer.state.step, epoch=f"{trainer.state.epoch + 1}/{trainer.epochs}", status="")
+        self.task_id = self.progress.add_task(
+            "train",
+            total=total,
+            completed=trainer.state.step,
+            epoch=f"{trainer.state.epoch + 1}/{trainer.epochs}",
+            status="",
+        )
         self.shown = len(trainer.log.records)
 
     def batch_end(self, trainer: Trainer) -> None:
@@ -103,12 +109,19 @@ class ProgressBar(Callback):
                 status = f"loss {record['loss']:.4f}  {_format(record, ('accuracy', 'mae'))}  {record.get('samples_per_second', 0):.0f} samples/s"
         self.shown = len(trainer.log.records)
         fields = {"status": status} if status else {}
-        self.progress.update(self.task_id, completed=trainer.state.step, epoch=f"{trainer.state.epoch + 1}/{trainer.epochs}", **fields)
+        self.progress.update(
+            self.task_id,
+            completed=trainer.state.step,
+            epoch=f"{trainer.state.epoch + 1}/{trainer.epochs}",
+            **fields,
+        )
 
     def evaluation_end(self, trainer: Trainer) -> None:
         values = trainer.last_evaluation
         if values:
-            self.progress.console.print(f"epoch {trainer.state.epoch}/{trainer.epochs} validation  {_format(values, ('loss', 'accuracy', 'top5_accuracy', 'mae', 'rmse', 'r2'))}")
+            self.progress.console.print(
+                f"epoch {trainer.state.epoch}/{trainer.epochs} validation  {_format(values, ('loss', 'accuracy', 'top5_accuracy', 'mae', 'rmse', 'r2'))}"
+            )
         self.shown = len(trainer.log.records)
 
     def fit_end(self, trainer: Trainer) -> None:

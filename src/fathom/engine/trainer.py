@@ -14,7 +14,7 @@ from fathom.config import OptimConfig, ScheduleConfig, TrainConfig
 from fathom.engine import checkpoint as ckpt
 from fathom.engine.callbacks import EVENTS, Callback, StopTraining
 from fathom.engine.ema import ModelEMA
-from fathom.engine.features import GradientClipper, Precision, WeightPenalty
+from fathom.engine.features import GradientClipper, Precision, WeightPenalty, reuse_freed_cpu_memory
 from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
@@ -43,6 +43,8 @@ class Trainer:
     ) -> None:
         self.config = train or TrainConfig()
         self.device = torch.device(device)
+        if self.device.type == "cpu" and self.config.reuse_cpu_memory:
+            reuse_freed_cpu_memory()
         self.model = model.to(self.device)
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -59,10 +61,16 @@ class Trainer:
         self.accumulate = self.config.accumulate_steps
         groups = task.optimizer_groups(self.model)
         if len(groups) > 1 and self.accumulate > 1:
-            raise ConfigError("train.accumulate_steps > 1 is not supported for multi-optimizer tasks")
-        self.optimizers = {name: build_optimizer(params, optim or OptimConfig()) for name, params in groups.items()}
+            raise ConfigError(
+                "train.accumulate_steps > 1 is not supported for multi-optimizer tasks"
+            )
+        self.optimizers = {
+            name: build_optimizer(params, optim or OptimConfig()) for name, params in groups.items()
+        }
         updates_per_epoch = math.ceil(len(train_loader) / self.accumulate)
-        self.schedule = Schedule(schedule or ScheduleConfig(), updates_per_epoch, updates_per_epoch * self.epochs)
+        self.schedule = Schedule(
+            schedule or ScheduleConfig(), updates_per_epoch, updates_per_epoch * self.epochs
+        )
         self.ema = ModelEMA(self.model, self.config.ema_decay) if self.config.ema_decay else None
         self.last_evaluation: dict[str, Any] = {}
         self.last_details: dict[str, Any] = {}
@@ -112,7 +120,7 @@ class Trainer:
                 loss, values = self.task.training_loss(phase, self.network, batch)
                 if self.penalty:
                     loss = loss + self.penalty()
-            self.precision.backward(loss / self.accumulate)
+            self.precision.backward(loss / self.accumulate if self.accumulate > 1 else loss)
             self.fire("after_backward")
             if boundary:
                 self.precision.unscale(optimizer)
@@ -127,7 +135,7 @@ class Trainer:
             self.state.optimizer_steps += 1
             self._apply_schedule()
             if self.ema is not None:
-                self.ema.update(self.model)
+                self.ema.update(self.model, self.state.optimizer_steps)
         if self.device.type == "cpu" or self.state.step % self.config.log_every_steps == 0:
             self.check_finite()
         if self.state.step % self.config.log_every_steps == 0:
@@ -147,12 +155,16 @@ class Trainer:
         for optimizer in self.optimizers.values():
             self.schedule.apply(optimizer, self.state.optimizer_steps)
 
-    def _accumulate_logs(self, phase: str, loss: torch.Tensor, values: dict[str, torch.Tensor]) -> None:
+    def _accumulate_logs(
+        self, phase: str, loss: torch.Tensor, values: dict[str, torch.Tensor]
+    ) -> None:
         prefix = "" if phase == "main" else f"{phase}_"
         for key, value in {"loss": loss, **values}.items():
             name = prefix + key
             total = self._running.get(name)
-            self._running[name] = value.detach().float() if total is None else total + value.detach().float()
+            self._running[name] = (
+                value.detach().float() if total is None else total + value.detach().float()
+            )
         if phase == next(iter(self.optimizers)):
             self._running_count += 1
 
@@ -174,7 +186,8 @@ class Trainer:
         record = {
             "kind": "train",
             "step": self.state.step,
-            "epoch": self.state.epoch + getattr(self.train_loader, "position", 0) / max(1, len(self.train_loader)),
+            "epoch": self.state.epoch
+            + getattr(self.train_loader, "position", 0) / max(1, len(self.train_loader)),
             **{key: float(value) / self._running_count for key, value in self._running.items()},
             "lr": self.current_lr(),
             "samples_per_second": samples / max(now - self._clock, 1e-9),
@@ -206,22 +219,33 @@ class Trainer:
         tensors = ckpt.prefixed("model", self.model.state_dict())
         saved: dict[str, Any] = {"train_state": self.state.to_dict(), "optimizers": {}}
         for name, optimizer in self.optimizers.items():
-            optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(optimizer.state_dict())
+            optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(
+                optimizer.state_dict()
+            )
             tensors.update(ckpt.prefixed(f"optimizer/{name}", optimizer_tensors))
         if self.ema is not None:
             tensors.update(ckpt.prefixed("ema", self.ema.state_dict()))
         rng_tensors, saved["rng"] = ckpt.capture_rng()
         tensors.update(ckpt.prefixed("rng", rng_tensors))
-        saved["loader"] = self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
-        saved["scaler"] = self.precision.scaler.state_dict() if self.precision.scaler.is_enabled() else None
-        saved["schedule"] = {"name": self.schedule.config.name, "optimizer_steps": self.state.optimizer_steps}
+        saved["loader"] = (
+            self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None
+        )
+        saved["scaler"] = (
+            self.precision.scaler.state_dict() if self.precision.scaler.is_enabled() else None
+        )
+        saved["schedule"] = {
+            "name": self.schedule.config.name,
+            "optimizer_steps": self.state.optimizer_steps,
+        }
         return tensors, saved
 
     def restore(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
         """Load a ``checkpoint_state`` back (model, optimizers, EMA, loader, RNG, step)."""
         self.model.load_state_dict(ckpt.unprefixed("model", tensors))
         for name, optimizer in self.optimizers.items():
-            state = ckpt.join_optimizer_state(ckpt.unprefixed(f"optimizer/{name}", tensors), saved["optimizers"][name])
+            state = ckpt.join_optimizer_state(
+                ckpt.unprefixed(f"optimizer/{name}", tensors), saved["optimizers"][name]
+            )
             optimizer.load_state_dict(state)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.unprefixed("ema", tensors))
@@ -237,7 +261,11 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(
-    network: nn.Module, task: Task, loader: Any, device: torch.device, precision: Precision | None = None
+    network: nn.Module,
+    task: Task,
+    loader: Any,
+    device: torch.device,
+    precision: Precision | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``task``'s evaluation over ``loader`` in eval mode: (scalar metrics, details)."""
     precision = precision or Precision("fp32", device)

@@ -43,6 +43,7 @@ def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` and initialise its weights with scheme ``init``."""
     model = MODELS.create(name, **kwargs)
     initialize(model, init)
+    model.fathom_spec = {"name": name, "init": init, **kwargs}  # lets fathom.load rebuild it
     return model
 
 

@@ -22,6 +22,8 @@ from fathom.io import atomic_write_text
 from fathom.report import plots
 from fathom.report.plots import is_number, metric_label
 
+_CSS = (Path(__file__).parent / "report.css").read_text(encoding="utf-8")
+
 
 @dataclass
 class Section:
@@ -352,50 +354,3 @@ def write_report(
     atomic_write_text(path, _document(run, run_dir, [s for s in sections if s is not None]))
     return path
 
-
-_CSS = """
-:root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f4f6fa;--card:#fff;--accent:#2563eb}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.55 -apple-system,BlinkMacSystemFont,
-"Segoe UI",Roboto,"Helvetica Neue","Liberation Sans","DejaVu Sans",Arial,sans-serif}
-header{background:linear-gradient(120deg,#0f172a,#1e3a8a);color:#fff;padding:28px 0 30px}
-.inner,main{max-width:1160px;margin:0 auto;padding:0 24px}
-.eyebrow{margin:0;text-transform:uppercase;letter-spacing:.12em;font-size:11px;color:#93c5fd}
-h1{margin:6px 0 4px;font-size:26px;font-weight:650;display:flex;align-items:center;gap:12px;flex-wrap:wrap}
-.meta{margin:0;color:#cbd5e1}
-.badge{font-size:12px;font-weight:600;padding:3px 10px;border-radius:999px;background:#475569;color:#fff}
-.badge.completed{background:#16a34a}.badge.running{background:#2563eb}.badge.stopped{background:#d97706}.badge.failed{background:#dc2626}
-.notice{margin:18px 0 0;padding:10px 14px;border-radius:10px;border:1px solid #bfdbfe;background:#eff6ff}
-.notice.stopped{border-color:#fcd34d;background:#fffbeb}.notice.failed{border-color:#fca5a5;background:#fef2f2}
-nav{margin:16px 0 0;display:flex;gap:6px;flex-wrap:wrap}
-nav a{color:#1e3a8a;text-decoration:none;font-size:12.5px;padding:4px 10px;border-radius:999px;background:#e0e7ff}
-nav a:hover{background:#c7d2fe}
-section{background:var(--card);border:1px solid var(--line);border-radius:14px;margin:18px 0;
-padding:20px 24px;box-shadow:0 1px 2px rgba(15,23,42,.04)}
-h2{margin:0 0 14px;font-size:17px;font-weight:650}
-h3{margin:0 0 8px;font-size:14px;color:var(--muted);font-weight:600}
-.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:12px;margin-bottom:18px}
-.tile{border:1px solid var(--line);border-radius:12px;padding:12px 14px;background:#f9fafb}
-.tile .label{font-size:11.5px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
-.tile .value{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums}
-.tile .sub{font-size:12px;color:var(--muted);min-height:1em}
-.table-wrap{overflow:auto;max-height:560px}
-table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th{position:sticky;top:0;background:#f9fafb;text-align:left;font-weight:600;color:#374151;font-size:12.5px}
-th,td{padding:7px 12px;border-bottom:1px solid var(--line)}
-td:not(:first-child),th:not(:first-child){text-align:right}
-.facts td:first-child{color:var(--muted);width:200px}.facts :is(td,th):not(:first-child){text-align:left}
-td:first-child{white-space:nowrap}
-tr:hover td{background:#f9fafb}
-tfoot{position:sticky;bottom:0;background:#f9fafb;box-shadow:0 -1px 0 var(--line)}tfoot td{font-weight:600;border:0}
-.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:18px;align-items:start}
-.figures.evaluation{grid-template-columns:minmax(0,3fr) minmax(0,2fr)}
-@media (max-width:900px){.figures,.figures.evaluation{grid-template-columns:minmax(0,1fr)}}
-figure{margin:0;min-width:0}.wide{grid-column:1/-1}
-figure img{display:block;max-width:100%;height:auto;border:1px solid var(--line);border-radius:10px;background:#fff}
-figcaption{font-size:12px;color:var(--muted);margin-top:4px}
-pre.code{margin:0;background:#0f172a;color:#e2e8f0;padding:16px 18px;border-radius:10px;overflow:auto;
-max-height:560px;font:12.5px/1.5 "DejaVu Sans Mono",Menlo,Consolas,monospace}
-footer{color:var(--muted);font-size:12px;text-align:center;padding:8px 0 32px}
-@media print{body{background:#fff}section{box-shadow:none;break-inside:avoid}nav{display:none}}
-"""

@@ -9,8 +9,16 @@ from fathom.tasks.base import Task
 
 __all__ = ["Task", "create", "list"]
 
-TASKS.register("classification", "fathom.tasks.classification:Classification", description="cross-entropy; accuracy, top-k, per-class F1")
-TASKS.register("regression", "fathom.tasks.regression:Regression", description="mean squared error; MAE, RMSE, R²")
+TASKS.register(
+    "classification",
+    "fathom.tasks.classification:Classification",
+    description="cross-entropy; accuracy, top-k, per-class F1",
+)
+TASKS.register(
+    "regression",
+    "fathom.tasks.regression:Regression",
+    description="mean squared error; MAE, RMSE, R²",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:

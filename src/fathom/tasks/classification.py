@@ -46,7 +46,9 @@ class Classification(Task):
     def new_metrics(self, device: torch.device) -> ClassificationMetrics:
         return ClassificationMetrics(self.num_classes, device)
 
-    def evaluation_step(self, model: nn.Module, batch: Batch, metrics: ClassificationMetrics) -> None:
+    def evaluation_step(
+        self, model: nn.Module, batch: Batch, metrics: ClassificationMetrics
+    ) -> None:
         inputs, targets = batch
         logits = model(inputs).float()
         loss_sum = F.cross_entropy(logits, targets, reduction="sum")

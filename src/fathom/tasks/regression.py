@@ -31,7 +31,9 @@ class Regression(Task):
                 f"{self.output_size} value(s) per example"
             )
 
-    def _predictions(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _predictions(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         return model(inputs).float().reshape(targets.shape)
 
     def training_loss(

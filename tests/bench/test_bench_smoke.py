@@ -1,0 +1,46 @@
+"""The benchmarks in bench/ still run: each ``--quick`` run writes its JSON (seconds, small data)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(script: str, output: Path, *arguments: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", "--output", str(output), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(output.read_text())
+
+
+def test_overhead_quick_writes_its_table(shared_datasets, tmp_path):
+    record = run_bench(
+        "overhead.py", tmp_path / "overhead.json", "--variants", "hand", "fathom", "dataloader"
+    )
+    assert record["machine"]["torch"] and record["machine"]["cores"] >= 1
+    for architecture in ("mlp", "cnn"):
+        rows = record["results"][architecture]
+        assert rows["hand"]["ratio_to_hand"] == 1.0
+        assert rows["fathom"]["median_seconds"] > 0 and len(rows["fathom"]["reps"]) == 1
+
+
+def test_mnist_quick_writes_its_curves(shared_datasets, tmp_path):
+    record = run_bench("mnist.py", tmp_path / "mnist.json", "--seeds", "0")
+    assert record["quick"] is True
+    assert {"fathom mnist", "fathom mnist-fast", "hand-written reference"} <= set(record["runs"])
+    for runs in record["runs"].values():
+        curve = runs[0]["curve"]
+        assert curve and all(0.0 <= point["accuracy"] <= 1.0 for point in curve)
+        assert [point["seconds"] for point in curve] == sorted(point["seconds"] for point in curve)
