@@ -208,8 +208,12 @@ class ExampleNet(nn.Module):
         return self.fc2(F.dropout(hidden, 0.5, self.training))
 
 
+# The small CNN's schedule is tuned for the shortest time to 99.0% (seeds 0 and 1: the epoch it
+# first reaches 99.0%, then its final accuracy): 2 epochs at max LR 3e-3 1.5-1.75 (99.15-99.17%),
+# 5e-3 1.5 (99.21-99.25%), 1e-2 1.75 (99.16-99.27%); 3 epochs at 3e-3, 5e-3 or 1e-2 2.0-2.25
+# (99.22-99.35%); 4 epochs (seed 0) 2.25-2.5 (99.34-99.46%); 1 epoch never (98.89-98.97%).
 REFERENCES: dict[str, dict[str, Any]] = {
-    "small": {"network": SmallCNN, "epochs": 4, "max_lr": 0.003},
+    "small": {"network": SmallCNN, "epochs": 2, "max_lr": 0.005},
     "example": {"network": ExampleNet, "epochs": 4, "max_lr": 0.003},
 }
 SHARED_SETTINGS = {

@@ -255,6 +255,10 @@ def resume(
         config.run.progress = progress
     record = read_run_json(run_dir)
     checkpoint = run_dir / "checkpoints" / "last.safetensors"
+    if not checkpoint.exists():
+        raise FathomError(
+            f"{run_dir} has no checkpoint yet (it stopped before its first one); train it again"
+        )
     tensors, saved = load_checkpoint(checkpoint)
     seed_everything(config.train.seed)
     bundle = load_data(config)

@@ -39,8 +39,18 @@ def test_overhead_quick_writes_its_table(shared_datasets, tmp_path):
 def test_mnist_quick_writes_its_curves(shared_datasets, tmp_path):
     record = run_bench("mnist.py", tmp_path / "mnist.json", "--seeds", "0")
     assert record["quick"] is True
+    assert record["reference"]["reference"] == "small" and record["reference"]["epochs"] == 1
+    assert record["notes"] and record["load_average_after"]
     assert {"fathom mnist", "fathom mnist-fast", "hand-written reference"} <= set(record["runs"])
     for runs in record["runs"].values():
         curve = runs[0]["curve"]
         assert curve and all(0.0 <= point["accuracy"] <= 1.0 for point in curve)
         assert [point["seconds"] for point in curve] == sorted(point["seconds"] for point in curve)
+
+
+def test_mnist_quick_runs_the_example_reference_alone(shared_datasets, tmp_path):
+    record = run_bench("mnist.py", tmp_path / "mnist.json", "--recipes", "--reference", "example")
+    assert set(record["runs"]) == {"hand-written reference"}
+    run = record["runs"]["hand-written reference"][0]
+    assert run["settings"]["network"] == "ExampleNet" == record["reference"]["network"]
+    assert record["speedup_to_99.0"] == {}

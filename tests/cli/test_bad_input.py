@@ -143,3 +143,12 @@ def test_real_process_exit_status_and_single_line(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_resume_without_a_checkpoint_says_so(capsys, finished_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "early"
+    shutil.copytree(finished_run, copy)
+    shutil.rmtree(copy / "checkpoints")
+    check_error(capsys, ["resume", str(copy)], "has no checkpoint yet")

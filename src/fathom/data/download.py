@@ -73,7 +73,10 @@ def fetch(
         except (OSError, http.client.HTTPException, ValueError) as error:  # URLError is an OSError
             problems.append(f"{url}: {getattr(error, 'reason', error)}")
     kept = f"; kept the existing {destination.name}" if present else ""
-    raise DataError(f"could not download {destination.name}: {' | '.join(problems)}{kept}")
+    raise DataError(
+        f"could not download {destination.name}: {' | '.join(problems)}{kept}; "
+        f"or put the file in {destination.parent} (or point --data-dir / FATHOM_DATA_DIR at a copy)"
+    )
 
 
 def verify_file(path: Path, sha256: str) -> Path:

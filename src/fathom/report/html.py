@@ -353,4 +353,3 @@ def write_report(
     path = run_dir / "report.html"
     atomic_write_text(path, _document(run, run_dir, [s for s in sections if s is not None]))
     return path
-
