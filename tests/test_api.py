@@ -82,3 +82,27 @@ def test_the_five_line_quickstart(shared_datasets, tmp_path):
         run.model.state_dict().values(), loaded.model.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+def test_resume_a_custom_model_on_user_data_from_python(blobs, tmp_path):
+    torch.manual_seed(0)
+    full = fathom.fit(TinyNet(), blobs, epochs=4, batch_size=16, run_dir=tmp_path, name="full", progress="none")
+    torch.manual_seed(0)
+    partial = fathom.fit(
+        TinyNet(),
+        blobs,
+        epochs=4,
+        run_dir=tmp_path,
+        name="partial",
+        batch_size=16,
+        progress="none",
+        overrides=["train.max_steps=20", "train.checkpoint_every_steps=5"],
+    )
+    assert json.loads((partial.path / "run.json").read_text())["steps"] == 20
+    config = (partial.path / "config.yaml").read_text().replace("max_steps: 20", "max_steps: null")
+    (partial.path / "config.yaml").write_text(config)
+    resumed = fathom.resume(partial.path, model=TinyNet(), data=blobs, progress="none")
+    for a, b in zip(
+        full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)

@@ -244,9 +244,12 @@ def resume(
     model: nn.Module | None = None,
     callbacks: Iterable[Callback] = (),
     progress: str | None = None,
+    data: DataBundle | None = None,
 ) -> Run:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped.
 
+    Pass ``model`` for a run of your own module and ``data`` for a run on a ``DataBundle`` you
+    built yourself (registered datasets are reloaded from the config with the same seed).
     ``progress`` (auto, bar, log, none) overrides how the original run showed progress.
     """
     run_dir = Path(path)
@@ -261,7 +264,7 @@ def resume(
         )
     tensors, saved = load_checkpoint(checkpoint)
     seed_everything(config.train.seed)
-    bundle = load_data(config)
+    bundle = data if data is not None else load_data(config)
     if model is None:
         if not record.get("model", {}).get("registered", True):
             raise ConfigError(
