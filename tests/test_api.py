@@ -86,7 +86,9 @@ def test_the_five_line_quickstart(shared_datasets, tmp_path):
 
 def test_resume_a_custom_model_on_user_data_from_python(blobs, tmp_path):
     torch.manual_seed(0)
-    full = fathom.fit(TinyNet(), blobs, epochs=4, batch_size=16, run_dir=tmp_path, name="full", progress="none")
+    full = fathom.fit(
+        TinyNet(), blobs, epochs=4, batch_size=16, run_dir=tmp_path, name="full", progress="none"
+    )
     torch.manual_seed(0)
     partial = fathom.fit(
         TinyNet(),
