@@ -16,6 +16,16 @@ from torch import nn
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+@torch.no_grad()
+def probe_outputs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The model's outputs for two examples in eval mode, restoring its previous mode."""
+    was_training = model.training
+    model.eval()
+    outputs = model(inputs[:2])
+    model.train(was_training)
+    return outputs
+
+
 class Metrics(Protocol):
     def compute(self) -> dict[str, Any]: ...
     def details(self) -> dict[str, Any]: ...

@@ -8,7 +8,7 @@ from torch import nn
 
 from fathom.engine.metrics import ClassificationMetrics
 from fathom.errors import DataError
-from fathom.tasks.base import Batch, Task
+from fathom.tasks.base import Batch, Task, probe_outputs
 
 
 class Classification(Task):
@@ -21,12 +21,7 @@ class Classification(Task):
         self.label_smoothing = label_smoothing
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
-        inputs, _ = batch
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            outputs = model(inputs[:2])
-        model.train(was_training)
+        outputs = probe_outputs(model, batch[0])
         if outputs.dim() != 2 or outputs.shape[1] != self.num_classes:
             raise DataError(
                 f"the model outputs shape {list(outputs.shape)} but the dataset has "

@@ -8,7 +8,7 @@ from torch import nn
 
 from fathom.engine.metrics import RegressionMetrics
 from fathom.errors import DataError
-from fathom.tasks.base import Batch, Task
+from fathom.tasks.base import Batch, Task, probe_outputs
 
 
 class Regression(Task):
@@ -20,11 +20,7 @@ class Regression(Task):
         self.output_size = output_size
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
-        inputs, targets = batch
-        model.eval()
-        with torch.no_grad():
-            outputs = model(inputs[:2])
-        model.train()
+        outputs = probe_outputs(model, batch[0])
         if outputs.reshape(len(outputs), -1).shape[1] != self.output_size:
             raise DataError(
                 f"the model outputs shape {list(outputs.shape)} but the target has "
