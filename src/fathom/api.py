@@ -137,6 +137,11 @@ def check_bundle(bundle: DataBundle) -> None:
                 )
 
 
+def evaluation_batch_size(config: FathomConfig) -> int:
+    """``data.eval_batch_size``, else the training batch size but at least 512."""
+    return config.data.eval_batch_size or max(config.data.batch_size, 512)
+
+
 def build_trainer(
     config: FathomConfig,
     model: nn.Module,
@@ -155,7 +160,7 @@ def build_trainer(
 
         augment = build_augmentation(config.data.augment, bundle.info.num_classes)
     batch = config.data.batch_size
-    eval_batch = config.data.eval_batch_size or max(batch, 512)
+    eval_batch = evaluation_batch_size(config)
     train_loader = make_loader(
         bundle.train,
         batch,
@@ -327,7 +332,7 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     if chosen is None:
         raise FathomError(f"dataset '{run.info.name}' has no {split} split")
     device = next(run.model.parameters()).device
-    loader = make_loader(chosen, max(512, run.config.data.batch_size), device=device)
+    loader = make_loader(chosen, evaluation_batch_size(run.config), device=device)
     metrics, details = evaluate(run.model, run.task, loader, device)
     result = {"split": split, "metrics": metrics, **details, "class_names": run.info.class_names}
     if run.path is not None:

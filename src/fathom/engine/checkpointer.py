@@ -18,18 +18,15 @@ class Checkpointer(Callback):
 
     order = 100  # after callbacks that change the state at the same event
 
-    def __init__(
-        self, directory: Path, every_steps: int = 0, extra_state: dict | None = None
-    ) -> None:
+    def __init__(self, directory: Path, every_steps: int = 0) -> None:
         self.directory = Path(directory)
         self.every_steps = every_steps
-        self.extra_state = extra_state or {}
 
     def save(self, trainer: Trainer, name: str = "last") -> Path:
         trainer.check_finite()
         tensors, state = trainer.checkpoint_state()
         path = self.directory / f"{name}.safetensors"
-        save_checkpoint(path, tensors, {**state, **self.extra_state})
+        save_checkpoint(path, tensors, state)
         return path
 
     def batch_end(self, trainer: Trainer) -> None:
