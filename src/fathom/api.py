@@ -15,7 +15,14 @@ from torch import nn
 
 from fathom import data as fathom_data
 from fathom import models, recipes, tasks
-from fathom.config import FathomConfig, build_config, load_yaml, merge_layer, parse_overrides
+from fathom.config import (
+    FathomConfig,
+    build_config,
+    call_with_checked_kwargs,
+    load_yaml,
+    merge_layer,
+    parse_overrides,
+)
 from fathom.data.bundle import DataBundle, DataInfo, Split, check_labels
 from fathom.data.loader import make_loader
 from fathom.data.splits import normalize_inputs
@@ -111,14 +118,12 @@ def load_data(config: FathomConfig) -> DataBundle:
 
 
 def make_task(config: FathomConfig, info: DataInfo) -> tasks.Task:
-    name = info.task if config.run.task == "auto" else config.run.task
+    """The task named by ``task.name`` (``auto``: the dataset's), with ``task.*`` options."""
+    name = info.task if config.task.name == "auto" else config.task.name
+    options = config.task.options()
     if name == "classification":
-        return tasks.create(
-            "classification",
-            num_classes=info.num_classes,
-            label_smoothing=config.train.label_smoothing,
-        )
-    return tasks.create("regression", output_size=info.output_size)
+        options.setdefault("label_smoothing", config.train.label_smoothing)
+    return tasks.create_for_data(name, info, **options)
 
 
 def build_model(config: FathomConfig, info: DataInfo) -> nn.Module:
@@ -183,6 +188,7 @@ def build_trainer(
     extra += [progress] if progress else []
     log = MetricsLog(run_dir / "metrics.jsonl" if run_dir is not None else None)
     task = make_task(config, bundle.info)
+    extra += task.callbacks(run_dir)
     return Trainer(
         model, task, train_loader, val_loader,
         train=train, optim=config.optim, schedule=config.schedule,
@@ -354,3 +360,18 @@ def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tens
     run.model.eval()
     outputs = [run.task.predict(run.model, chunk.to(device)) for chunk in inputs.split(512)]
     return torch.cat(outputs).cpu()
+
+
+def generate_run(run: Run, output_dir: str | Path | None = None, **request: Any) -> dict[str, Any]:
+    """Sample from a generative run; files go to ``output_dir`` (default RUN/generated)."""
+    task = run.task
+    if type(task).generate is tasks.Task.generate:
+        task.generate(run.model, run.info, Path("."))  # raises: not a generative task
+    if output_dir is None:
+        if run.path is None:
+            raise FathomError("this run has no folder: pass output_dir= for the samples")
+        output_dir = run.path / "generated"
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    arguments = {**request, "model": run.model, "info": run.info, "output_dir": output_dir}
+    return call_with_checked_kwargs(task.generate, arguments, where=f"generate ({task.name})")

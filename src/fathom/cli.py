@@ -20,6 +20,7 @@ EPILOG = """examples:
   fathom train path/to/images/          # one subfolder per class
   fathom train table.csv data.target=price
   fathom eval runs/NAME    fathom predict runs/NAME img.png    fathom resume runs/NAME
+  fathom generate runs/NAME --n 64 --seed 0
 """
 
 
@@ -78,12 +79,37 @@ def build_parser() -> Parser:
     resume.add_argument("run", type=Path)
     resume.add_argument("--quiet", action="store_true")
 
+    add_generate_parser(commands)
+
     report = commands.add_parser("report", help="re-draw a run's plots and HTML report")
     report.add_argument("run", type=Path)
 
     listing = commands.add_parser("list", help="list models, datasets, recipes or tasks")
     listing.add_argument("kind", choices=["models", "datasets", "recipes", "tasks"])
     return parser
+
+
+def add_generate_parser(commands: Any) -> None:
+    generate = commands.add_parser(
+        "generate", help="sample images or text from a generative run (GAN, VAE, diffusion, LM)"
+    )
+    generate.add_argument("run", type=Path)
+    generate.add_argument("--n", type=int, help="number of images to sample")
+    generate.add_argument("--label", type=int, help="class to sample (class-conditional models)")
+    generate.add_argument("--steps", type=int, help="sampling steps (diffusion)")
+    generate.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    generate.add_argument("--prompt", help="text to continue (language models)")
+    generate.add_argument("--max-tokens", type=int, help="number of tokens to generate")
+    generate.add_argument("--temperature", type=float, help="sampling temperature")
+    generate.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    generate.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
+    generate.add_argument("--seed", type=int, help="random seed of the samples")
+    generate.add_argument("--output", type=Path, help="output folder (default RUN/generated)")
+
+
+GENERATE_OPTIONS = (
+    "n", "label", "steps", "guidance", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed",
+)  # fmt: skip
 
 
 def split_train_items(items: list[str]) -> tuple[str | None, list[str]]:
@@ -213,6 +239,21 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate_command(args: argparse.Namespace) -> int:
+    from fathom.run import load
+
+    run = load(args.run)
+    request = {
+        key: getattr(args, key) for key in GENERATE_OPTIONS if getattr(args, key) is not None
+    }
+    result = run.generate(args.output, **request)
+    if result.get("text") is not None:
+        print(result["text"])
+    for file in result.get("files", []):
+        print(f"wrote {file}")
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from fathom.report import write_report
     from fathom.run import read_run_json
@@ -230,7 +271,8 @@ def list_command(args: argparse.Namespace) -> int:
     ]
     width = max(len(name) for name in registry.names())
     for name in registry.names():
-        print(f"{name:<{width}}  {registry.describe(name)}")
+        kind = f"[{registry.kind_of(name)}] " if registry.kind_of(name) else ""
+        print(f"{name:<{width}}  {kind}{registry.describe(name)}")
     return 0
 
 
@@ -239,6 +281,7 @@ COMMANDS = {
     "eval": eval_command,
     "predict": predict_command,
     "resume": resume_command,
+    "generate": generate_command,
     "report": report_command,
     "list": list_command,
 }

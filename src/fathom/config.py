@@ -49,6 +49,12 @@ class ModelConfig(OpenSection):
     init: str = "default"
 
 
+class TaskConfig(OpenSection):
+    """``name`` picks the task (``auto``: the dataset's own); other keys go to the task."""
+
+    name: str = "auto"
+
+
 class OptimConfig(Section):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
     lr: float = Field(1e-3, gt=0.0)
@@ -102,7 +108,6 @@ class TrainConfig(Section):
 class RunConfig(Section):
     dir: str = "runs"
     name: str | None = None
-    task: Literal["auto", "classification", "regression"] = "auto"
     progress: Literal["auto", "bar", "log", "none"] = "auto"
 
 
@@ -112,6 +117,7 @@ class FathomConfig(Section):
     recipe: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -121,7 +127,7 @@ class FathomConfig(Section):
         return self.model_dump(mode="json")
 
 
-SECTIONS_REPLACED_ON_RENAME = ("model", "optim", "schedule")
+SECTIONS_REPLACED_ON_RENAME = ("model", "task", "optim", "schedule")
 
 
 def build_config(*layers: Mapping[str, Any] | None) -> FathomConfig:

@@ -21,6 +21,7 @@ class Registry:
         self._targets: dict[str, str | Callable[..., Any]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
         self._descriptions: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}
 
     def register(
         self,
@@ -28,34 +29,41 @@ class Registry:
         target: str | Callable[..., Any] | None = None,
         *,
         description: str = "",
+        kind: str = "",
         **defaults: Any,
     ) -> Any:
         """Register ``target`` (a callable or ``"module:attr"``) under ``name``.
 
         Without a target, returns a decorator, so user code can write ``@registry.register("mine")``.
+        ``kind`` groups entries (models: vision, generative, sequence, language, ...).
         ``defaults`` are keyword arguments passed to the factory unless the caller overrides them.
         """
         if target is None:
 
             def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-                self.register(name, function, description=description, **defaults)
+                self.register(name, function, description=description, kind=kind, **defaults)
                 return function
 
             return decorator
         self._targets[name] = target
         self._defaults[name] = defaults
         self._descriptions[name] = description
+        self._kinds[name] = kind
         return target
 
     def __contains__(self, name: object) -> bool:
         return name in self._targets
 
-    def names(self) -> list[str]:
-        """All registered names, sorted."""
-        return sorted(self._targets)
+    def names(self, kind: str | None = None) -> list[str]:
+        """Registered names, sorted; only those of ``kind`` when it is given."""
+        return sorted(name for name in self._targets if kind is None or self._kinds[name] == kind)
 
     def describe(self, name: str) -> str:
         return self._descriptions.get(name, "")
+
+    def kind_of(self, name: str) -> str:
+        self.check(name)
+        return self._kinds[name]
 
     def defaults(self, name: str) -> dict[str, Any]:
         self.check(name)

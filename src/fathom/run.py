@@ -162,6 +162,16 @@ class Run:
 
         return predict_run(self, inputs)
 
+    def generate(self, output_dir: str | Path | None = None, **request: Any) -> dict[str, Any]:
+        """Samples from a generative run (images, or text from a ``prompt``), written to files.
+
+        ``request`` holds the task's options, e.g. ``n``, ``label``, ``steps``, ``seed`` for
+        image models or ``prompt``, ``max_tokens``, ``temperature``, ``top_k``, ``top_p``.
+        """
+        from fathom.api import generate_run
+
+        return generate_run(self, output_dir, **request)
+
     def report(self) -> Path:
         """Re-draw the plots and the HTML report; returns the path of report.html."""
         from fathom.report import write_report

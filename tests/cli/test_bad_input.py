@@ -48,6 +48,8 @@ def check_error(capsys, arguments: list[str], expected: str) -> None:
         (["train", "missing.csv"], "CSV file not found"),
         (["train", "train.precision=fp16", "train.device=cpu"], "fp16 needs a CUDA device"),
         (["eval", "no-such-run"], "not a Fathom run folder"),
+        (["train", "task.name=clasification"], "unknown task 'clasification' (did you mean"),
+        (["train", "task.smoothing=0.1"], "has no option 'smoothing'"),
     ],
 )
 def test_bad_arguments(capsys, tmp_path, monkeypatch, arguments, expected):
@@ -143,6 +145,12 @@ def test_real_process_exit_status_and_single_line(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_generate_refuses_a_run_that_is_not_generative(capsys, finished_run):
+    before = snapshot(finished_run)
+    check_error(capsys, ["generate", str(finished_run), "--n", "4"], "not a generative model")
+    assert snapshot(finished_run) == before
 
 
 def test_resume_without_a_checkpoint_says_so(capsys, finished_run, tmp_path):

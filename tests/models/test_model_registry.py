@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import fathom.models
+import fathom.registry
 from fathom.data.bundle import DataInfo
 from fathom.errors import ConfigError
 
@@ -15,7 +16,12 @@ IMAGE_INFOS = {
     "digits8": DataInfo("digits", "classification", (1, 8, 8), num_classes=10),
 }
 TABULAR = DataInfo("table", "classification", (14,), num_classes=3)
-MODELS = fathom.models.list()
+MODELS = fathom.models.list("vision") + fathom.models.list("general")
+# Each model kind has its registry-wide forward/backward test; a new kind must add its file here.
+KIND_TESTS = {
+    "vision": "tests/models/test_model_registry.py",
+    "general": "tests/models/test_model_registry.py",
+}
 # Keep the registry-wide run fast; full-size resnet18 is checked in test_mlp_cnn_resnet.py.
 SMALL = {"resnet18": {"width": 0.25}}
 
@@ -80,3 +86,12 @@ def test_create_with_an_init_scheme(name: str) -> None:
 def test_unknown_model_option_names_the_closest() -> None:
     with pytest.raises(ConfigError, match="did you mean 'dropout'"):
         fathom.models.create_for_data("cnn", IMAGE_INFOS["grey28"], droput=0.1)
+
+
+def test_every_model_kind_has_a_registry_wide_test() -> None:
+    untested = {
+        name: fathom.registry.MODELS.kind_of(name)
+        for name in fathom.models.list()
+        if fathom.registry.MODELS.kind_of(name) not in KIND_TESTS
+    }
+    assert not untested, f"models of a kind with no registry-wide test: {untested}"

@@ -23,20 +23,38 @@ MODELS.register(
     "mlp",
     "fathom.models.mlp:mlp",
     description="multilayer perceptron: any depth/width, activation, dropout, batch norm",
+    kind="general",
 )
 MODELS.register(
-    "cnn", "fathom.models.cnn:cnn", description="LeNet-style conv-pool-fully-connected network"
+    "cnn",
+    "fathom.models.cnn:cnn",
+    description="LeNet-style conv-pool-fully-connected network",
+    kind="vision",
 )
 MODELS.register(
-    "resnet8", "fathom.models.resnet:resnet8", description="ResNet for small images, 8 layers"
+    "resnet8",
+    "fathom.models.resnet:resnet8",
+    description="ResNet for small images, 8 layers",
+    kind="vision",
 )
 MODELS.register(
-    "resnet20", "fathom.models.resnet:resnet20", description="ResNet for small images, 20 layers"
+    "resnet20",
+    "fathom.models.resnet:resnet20",
+    description="ResNet for small images, 20 layers",
+    kind="vision",
 )
 MODELS.register(
-    "resnet56", "fathom.models.resnet:resnet56", description="ResNet for small images, 56 layers"
+    "resnet56",
+    "fathom.models.resnet:resnet56",
+    description="ResNet for small images, 56 layers",
+    kind="vision",
 )
-MODELS.register("resnet18", "fathom.models.resnet:resnet18", description="ImageNet-style ResNet-18")
+MODELS.register(
+    "resnet18",
+    "fathom.models.resnet:resnet18",
+    description="ImageNet-style ResNet-18",
+    kind="vision",
+)
 
 
 def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
@@ -68,6 +86,6 @@ def create_for_data(
     return create(name, init=init, **kwargs)
 
 
-def list() -> list[str]:  # noqa: A001 - the public name the docs promise
-    """Names of all registered models."""
-    return MODELS.names()
+def list(kind: str | None = None) -> list[str]:  # noqa: A001 - the public name the docs promise
+    """Names of all registered models (of one ``kind``: vision, generative, sequence, ...)."""
+    return MODELS.names(kind)

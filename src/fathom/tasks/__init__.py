@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fathom.config import call_with_checked_kwargs
+from fathom.data.bundle import DataInfo
 from fathom.registry import TASKS
 from fathom.tasks.base import Task
 
-__all__ = ["Task", "create", "list"]
+__all__ = ["Task", "create", "create_for_data", "list"]
 
 TASKS.register(
     "classification",
@@ -24,6 +26,14 @@ TASKS.register(
 def create(name: str, **kwargs: Any) -> Task:
     """Build the registered task ``name``."""
     return TASKS.create(name, **kwargs)
+
+
+def create_for_data(name: str, info: DataInfo, **options: Any) -> Task:
+    """Build task ``name`` sized for a dataset (classes, vocabulary, ...), checking ``options``."""
+    task_class = TASKS.get(name)
+    return call_with_checked_kwargs(
+        task_class.for_data, {**TASKS.defaults(name), **options, "info": info}, where=f"task {name}"
+    )
 
 
 def list() -> list[str]:  # noqa: A001

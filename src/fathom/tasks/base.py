@@ -8,10 +8,17 @@ phase per group on every batch, in order, calling ``training_loss(phase, ...)`` 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
+
+from fathom.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fathom.data.bundle import DataInfo
+    from fathom.engine.callbacks import Callback
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -38,6 +45,15 @@ class Task:
     monitor = "loss"
     monitor_mode = "min"
 
+    @classmethod
+    def for_data(cls, info: DataInfo, **options: Any) -> Task:
+        """Build the task for a dataset; subclasses take sizes (classes, vocabulary) from ``info``."""
+        return cls(**options)
+
+    def callbacks(self, run_dir: Path | None) -> list[Callback]:
+        """Extra callbacks this task adds to training, e.g. sample grids saved to RUN/plots."""
+        return []
+
     def optimizer_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
         """Parameters per optimization phase; one phase named ``main`` unless overridden."""
         return {"main": [p for p in model.parameters() if p.requires_grad]}
@@ -60,3 +76,16 @@ class Task:
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """Outputs for users: probabilities for classification, values for regression."""
         return model(inputs)
+
+    def generate(
+        self, model: nn.Module, info: DataInfo, output_dir: Path, **request: Any
+    ) -> dict[str, Any]:
+        """Sample from a generative model, write the results under ``output_dir``.
+
+        Returns a summary for the user: ``{"files": [paths], "text": str | None, ...}``. Tasks
+        that are not generative keep this default, which refuses with a one-line error.
+        """
+        raise ConfigError(
+            f"this is a {self.name} run, not a generative model; 'generate' works on runs of "
+            "generative tasks (gan, vae, diffusion, language_model)"
+        )

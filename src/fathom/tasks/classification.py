@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fathom.data.bundle import DataInfo
 from fathom.engine.metrics import ClassificationMetrics
 from fathom.errors import DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
@@ -19,6 +20,10 @@ class Classification(Task):
     def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+
+    @classmethod
+    def for_data(cls, info: DataInfo, label_smoothing: float = 0.0) -> Classification:
+        return cls(int(info.num_classes or 0), label_smoothing)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         outputs = probe_outputs(model, batch[0])

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fathom.data.bundle import DataInfo
 from fathom.engine.metrics import RegressionMetrics
 from fathom.errors import DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
@@ -18,6 +19,10 @@ class Regression(Task):
 
     def __init__(self, output_size: int = 1) -> None:
         self.output_size = output_size
+
+    @classmethod
+    def for_data(cls, info: DataInfo) -> Regression:
+        return cls(info.output_size)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         outputs = probe_outputs(model, batch[0])
