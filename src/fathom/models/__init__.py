@@ -68,17 +68,30 @@ def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
 def create_for_data(
     name: str, info: DataInfo, *, init: str = "default", **kwargs: Any
 ) -> nn.Module:
-    """Build ``name`` sized for a dataset: output size, input channels/features and image size."""
+    """Build ``name`` sized for a dataset: output size, input channels/features and image size.
+
+    Factories that accept them also get ``input_shape`` (one example's shape) and ``vocab_size``
+    (token datasets put it in ``info.extra``).
+    """
     accepted = accepted_keywords(MODELS.get(name))
     shape = tuple(info.input_shape)
-    inferred: dict[str, Any] = {"num_classes": info.output_size, "in_features": math.prod(shape)}
+    inferred: dict[str, Any] = {
+        "num_classes": info.output_size,
+        "in_features": math.prod(shape),
+        "input_shape": shape,
+    }
+    if "vocab_size" in info.extra:
+        inferred["vocab_size"] = int(info.extra["vocab_size"])
     if len(shape) == 3:
         image_size = shape[1] if shape[1] == shape[2] else (shape[1], shape[2])
         inferred.update(in_channels=shape[0], image_size=image_size)
+    explicit_only = {"input_shape", "vocab_size"}  # not passed on to a bare **kwargs factory
     for key, value in inferred.items():
-        if key not in kwargs and (key in accepted or "*" in accepted):
+        wanted = key in accepted or ("*" in accepted and key not in explicit_only)
+        if key not in kwargs and wanted:
             kwargs[key] = value
-    if "in_features" not in accepted and "in_channels" not in kwargs and len(shape) != 3:
+    image_only = "in_channels" in accepted and "in_features" not in accepted
+    if image_only and "in_channels" not in kwargs and len(shape) != 3:
         raise ConfigError(
             f"model '{name}' needs image inputs (channels, height, width) but dataset "
             f"'{info.name}' has inputs of shape {[*shape]}; try model.name=mlp"
