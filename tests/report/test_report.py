@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fathom.errors import FathomError
-from fathom.report import Section, make_plots, plot_confusion_matrix, write_report
+from fathom.report import Section, make_plots, plot_confusion_matrix, save_section, write_report
 
 CLASS_NAMES = ["cat", "dog", "bird"]
 CONFUSION = [[45, 3, 2], [4, 40, 6], [1, 5, 44]]
@@ -200,6 +200,23 @@ def test_extra_sections_and_other_figures(tmp_path: Path) -> None:
     assert "<td>fine &lt;ok&gt;</td>" in text and "<td>0.2500</td>" in text
     assert "Other figures" in text and 'alt="Gradient norms"' in text
     assert text.index("Diagnostics") < text.index("Other figures") < text.index("Configuration")
+
+
+def test_saved_sections_show_text_tables_and_their_images(tmp_path: Path) -> None:
+    run_dir = _classification_run(tmp_path / "run")
+    _save_png(run_dir / "plots" / "samples_epoch_1.png")
+    _save_png(run_dir / "plots" / "unclaimed.png")
+    save_section(
+        run_dir, "doctor", "Diagnosis <1>", text="first & only\n\nsecond",
+        headers=["finding", "value"], rows=[["dead ReLUs", 0.5]],
+        images=["plots/samples_epoch_1.png", "plots/missing.png"],
+    )  # fmt: skip
+    page = write_report(run_dir).read_text()
+    section = page[page.index("Diagnosis &lt;1&gt;") :]
+    assert "<p>first &amp; only</p><p>second</p>" in section
+    assert "dead ReLUs" in section and "0.5" in section
+    assert page.count('alt="samples epoch 1"') == 1  # shown in its section, not again
+    assert 'alt="Unclaimed"' in page
 
 
 def test_confusion_matrix_counts_option(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 
 ``write_report(run_dir)`` makes the figures (``make_plots``) and writes ``RUN/report.html``; pass
 ``extra_sections=[Section(title, html=..., headers=..., rows=...)]`` to add parts, and drop PNGs
-into ``RUN/plots`` to have them shown under "Other figures".
+into ``RUN/plots`` to have them shown under "Other figures". Features that run before the report
+is written (tasks, diagnostics) store sections with ``save_section(run_dir, key, title, ...)``.
 """
 
-from fathom.report.html import Section, write_report
+from fathom.report.html import Section, save_section, write_report
 from fathom.report.plots import make_plots, plot_confusion_matrix
 
-__all__ = ["Section", "make_plots", "plot_confusion_matrix", "write_report"]
+__all__ = ["Section", "make_plots", "plot_confusion_matrix", "save_section", "write_report"]

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from fathom.io import atomic_write_text
+from fathom.io import atomic_write_json, atomic_write_text
 from fathom.report import plots
 from fathom.report.plots import is_number, metric_label
 
@@ -276,9 +276,66 @@ def _evaluation(evaluation: dict[str, Any] | None, own_plots: dict[str, Path]) -
     return Section(title, f'<div class="{layout}">{"".join(parts)}</div>')
 
 
-def _other_figures(folder: Path) -> Section | None:
+SECTIONS_FOLDER = "sections"
+
+
+def save_section(
+    run_dir: str | os.PathLike[str],
+    key: str,
+    title: str,
+    *,
+    text: str = "",
+    headers: Sequence[str] = (),
+    rows: Sequence[Sequence[Any]] = (),
+    images: Sequence[str] = (),
+) -> Path:
+    """Store a report section as ``RUN/sections/<key>.json``; every later report shows it.
+
+    ``text`` is shown as escaped paragraphs (blank lines split them), ``rows`` as a table and
+    ``images`` (paths relative to the run folder, e.g. ``plots/samples.png``) as figures. Tasks and
+    diagnostics use this to add their results without changing the report writer.
+    """
+    record = {
+        "title": title,
+        "text": text,
+        "headers": list(headers),
+        "rows": [list(row) for row in rows],
+        "images": list(images),
+    }
+    path = Path(run_dir) / SECTIONS_FOLDER / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+    return path
+
+
+def _saved_sections(run_dir: Path) -> tuple[list[Section], set[str]]:
+    """Sections stored with ``save_section``, and the images they show (kept out of "Other")."""
+    sections, shown = [], set()
+    for path in sorted((run_dir / SECTIONS_FOLDER).glob("*.json")):
+        record = plots.read_json(path)
+        if not isinstance(record, dict) or not record.get("title"):
+            continue
+        paragraphs = str(record.get("text") or "").split("\n\n")
+        html = "".join(f"<p>{escape(part)}</p>" for part in paragraphs if part.strip())
+        images = [run_dir / str(name) for name in record.get("images") or []]
+        figures = [
+            _image(image, image.stem.replace("_", " ")) for image in images if image.is_file()
+        ]
+        shown |= {image.name for image in images}
+        if figures:
+            html += f'<div class="figures">{"".join(figures)}</div>'
+        rows = record.get("rows") or []
+        sections.append(Section(str(record["title"]), html, record.get("headers") or (), rows))
+    return sections, shown
+
+
+def _other_figures(folder: Path, shown: set[str] = frozenset()) -> Section | None:
     extra = (
-        sorted(path for path in folder.glob("*.png") if path.name not in plots.PLOT_FILES)
+        sorted(
+            path
+            for path in folder.glob("*.png")
+            if path.name not in plots.PLOT_FILES and path.name not in shown
+        )
         if folder.is_dir()
         else []
     )
@@ -332,21 +389,23 @@ def write_report(
 ) -> Path:
     """Make the plots and write ``RUN/report.html`` (atomically) from whatever the run folder holds.
 
-    ``extra_sections`` are placed after the evaluation; PNGs that other features dropped into
-    ``RUN/plots`` appear under "Other figures".
+    ``extra_sections`` and the sections stored with ``save_section`` are placed after the
+    evaluation; other PNGs that features dropped into ``RUN/plots`` appear under "Other figures".
     """
     run_dir = plots.run_folder(run_dir)
     own_plots = {path.name: path for path in plots.make_plots(run_dir)}
     run = plots.read_json(run_dir / "run.json") or {}
     records = plots.read_metrics(run_dir / "metrics.jsonl")
     evaluation = plots.read_evaluation(run_dir)
+    saved, shown = _saved_sections(run_dir)
     sections = [
         _summary(run, records, evaluation),
         _results(records, run_dir),
         _training(own_plots),
         _evaluation(evaluation, own_plots),
         *(extra_sections or ()),
-        _other_figures(run_dir / "plots"),
+        *saved,
+        _other_figures(run_dir / "plots", shown),
         _configuration(run_dir),
         _environment(run),
     ]
