@@ -363,7 +363,12 @@ def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tens
 
 
 def generate_run(run: Run, output_dir: str | Path | None = None, **request: Any) -> dict[str, Any]:
-    """Sample from a generative run; files go to ``output_dir`` (default RUN/generated)."""
+    """Sample from a generative run; files go to ``output_dir`` (default RUN/generated).
+
+    ``classifier`` (a classification run on the same dataset, or its folder) adds
+    ``result["quality"]``: see ``generation_quality``.
+    """
+    classifier = request.pop("classifier", None)
     task = run.task
     if type(task).generate is tasks.Task.generate:
         task.generate(run.model, run.info, Path("."))  # raises: not a generative task
@@ -374,4 +379,42 @@ def generate_run(run: Run, output_dir: str | Path | None = None, **request: Any)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     arguments = {**request, "model": run.model, "info": run.info, "output_dir": output_dir}
-    return call_with_checked_kwargs(task.generate, arguments, where=f"generate ({task.name})")
+    result = call_with_checked_kwargs(task.generate, arguments, where=f"generate ({task.name})")
+    if classifier is not None:
+        result["quality"] = generation_quality(run, classifier, result)
+        atomic_write_json(output_dir / "quality.json", result["quality"])
+        result["files"].append(str(output_dir / "quality.json"))
+    return result
+
+
+def generation_quality(
+    run: Run, classifier: Run | str | Path, samples: dict[str, Any], real_limit: int = 10_000
+) -> dict[str, Any]:
+    """Fréchet distance of ``samples`` (a ``generate`` result) to the run's test images in the
+    penultimate features of a Fathom ``classifier`` run (NOT the Inception FID), and the
+    classifier's accuracy on the samples of each requested class (class-conditional models)."""
+    from fathom.run import load
+    from fathom.tasks.quality import classifier_quality
+
+    judge = classifier if isinstance(classifier, Run) else load(classifier)
+    if judge.info.task != "classification" or judge.task.name != "classification":
+        raise ConfigError(f"--classifier {judge.path}: not a classification run")
+    if tuple(judge.info.input_shape) != tuple(run.info.input_shape):
+        raise ConfigError(
+            f"--classifier {judge.path}: trained on inputs {list(judge.info.input_shape)}, "
+            f"but the samples are {list(run.info.input_shape)}"
+        )
+    if samples.get("samples_file") is None:
+        raise ConfigError(f"a {run.task.name} run gives no images to measure")
+    pixels = torch.from_numpy(np.load(samples["samples_file"], allow_pickle=False))
+    labels_file = samples.get("labels_file")
+    labels = torch.from_numpy(np.load(labels_file, allow_pickle=False)) if labels_file else None
+    if run.data is None:
+        run.data = load_data(run.config)
+    real = run.data.test if run.data.test is not None else run.data.val
+    if not isinstance(real, Split):
+        raise FathomError("the quality measure needs a test split held in memory")
+    real_pixels = run.task.to_pixels(real.inputs[:real_limit])
+    return classifier_quality(
+        judge.model, judge.info.normalization, real_pixels, pixels.float(), labels
+    )

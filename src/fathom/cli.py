@@ -105,10 +105,17 @@ def add_generate_parser(commands: Any) -> None:
     generate.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
     generate.add_argument("--seed", type=int, help="random seed of the samples")
     generate.add_argument("--output", type=Path, help="output folder (default RUN/generated)")
+    generate.add_argument(
+        "--classifier",
+        type=Path,
+        help="a classification run on the same data: Frechet distance in its features (not "
+        "Inception FID) and per-class accuracy of the samples",
+    )
 
 
 GENERATE_OPTIONS = (
     "n", "label", "steps", "guidance", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed",
+    "classifier",
 )  # fmt: skip
 
 
@@ -251,6 +258,17 @@ def generate_command(args: argparse.Namespace) -> int:
         print(result["text"])
     for file in result.get("files", []):
         print(f"wrote {file}")
+    quality = result.get("quality")
+    if quality:
+        print(
+            f"Frechet distance (classifier features, not Inception FID): "
+            f"{quality['frechet_distance']:.3f} ({quality['generated_images']} samples vs "
+            f"{quality['real_images']} test images)"
+        )
+        if "mean_class_accuracy" in quality:
+            print(
+                f"classifier accuracy on the requested classes: {quality['mean_class_accuracy']:.3f}"
+            )
     return 0
 
 

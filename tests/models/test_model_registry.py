@@ -21,6 +21,7 @@ MODELS = fathom.models.list("vision") + fathom.models.list("general")
 KIND_TESTS = {
     "vision": "tests/models/test_model_registry.py",
     "general": "tests/models/test_model_registry.py",
+    "generative": "tests/models/test_generative_models.py",
 }
 # Keep the registry-wide run fast; full-size resnet18 is checked in test_mlp_cnn_resnet.py.
 SMALL = {"resnet18": {"width": 0.25}}

@@ -116,6 +116,8 @@ class Trainer:
         position = getattr(self.train_loader, "position", self.state.step + 1)
         boundary = position % self.accumulate == 0 or position >= len(self.train_loader)
         for phase, optimizer in self.optimizers.items():
+            if len(self.optimizers) > 1:  # each phase steps with its own gradients only
+                self.model.zero_grad(set_to_none=True)
             with self.precision.autocast():
                 loss, values = self.task.training_loss(phase, self.network, batch)
                 if self.penalty:

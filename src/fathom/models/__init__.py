@@ -55,6 +55,24 @@ MODELS.register(
     description="ImageNet-style ResNet-18",
     kind="vision",
 )
+MODELS.register(
+    "gan",
+    "fathom.models.gan:gan",
+    description="DCGAN generator + discriminator (28x28, 32x32); conditional, spectral norm",
+    kind="generative",
+)
+MODELS.register(
+    "vae",
+    "fathom.models.vae:vae",
+    description="convolutional variational autoencoder",
+    kind="generative",
+)
+MODELS.register(
+    "unet",
+    "fathom.models.diffusion:unet",
+    description="small noise-prediction U-Net for diffusion; conditional (classifier-free guidance)",
+    kind="generative",
+)
 
 
 def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:

@@ -21,6 +21,21 @@ TASKS.register(
     "fathom.tasks.regression:Regression",
     description="mean squared error; MAE, RMSE, R²",
 )
+TASKS.register(
+    "gan",
+    "fathom.tasks.gan:GAN",
+    description="adversarial: discriminator and generator phases; non-saturating, hinge, WGAN-GP",
+)
+TASKS.register(
+    "vae",
+    "fathom.tasks.vae:VAE",
+    description="variational autoencoder: ELBO with a beta weight; bits per dimension",
+)
+TASKS.register(
+    "diffusion",
+    "fathom.tasks.diffusion:Diffusion",
+    description="DDPM training, DDIM sampling, classifier-free guidance",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:
