@@ -32,14 +32,20 @@ def frechet_distance(
     )
     covariance_a = np.atleast_2d(covariance_a).astype(np.float64)
     covariance_b = np.atleast_2d(covariance_b).astype(np.float64)
-    root = scipy.linalg.sqrtm(covariance_a @ covariance_b)
-    if not np.isfinite(root).all():  # singular product: regularise slightly, as FID code does
-        offset = np.eye(len(covariance_a)) * 1e-6
-        root = scipy.linalg.sqrtm((covariance_a + offset) @ (covariance_b + offset))
-    root = np.real(root)
+    # Tr (Σ_a Σ_b)^½ = Σ √λ_i of the symmetric PSD matrix Σ_a^½ Σ_b Σ_a^½ (same eigenvalues as
+    # Σ_a Σ_b): stable for singular covariances, no complex round-off as with sqrtm(Σ_a Σ_b).
+    root_a = _psd_sqrt(covariance_a)
+    eigenvalues = np.linalg.eigvalsh(root_a @ covariance_b @ root_a)
+    trace_root = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
     difference = mean_a - mean_b
     value = difference @ difference + np.trace(covariance_a) + np.trace(covariance_b)
-    return float(max(0.0, value - 2.0 * np.trace(root)))
+    return float(max(0.0, value - 2.0 * trace_root))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix."""
+    eigenvalues, vectors = scipy.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
 
 
 def gaussian_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

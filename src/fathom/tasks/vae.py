@@ -108,10 +108,16 @@ class VAE(ImageGenerator):
         return torch.sigmoid(model.decode(latent).float())
 
     def generate(
-        self, model: nn.Module, info: DataInfo, output_dir: Any, n: int = 64, seed: int = 0
+        self,
+        model: nn.Module,
+        info: DataInfo,
+        output_dir: Any,
+        n: int = 64,
+        label: int | None = None,
+        seed: int = 0,
     ) -> dict[str, Any]:
-        """``n`` images decoded from standard-normal codes seeded by ``seed``."""
-        pixels, labels = self.sample_images(model, n, None, seed)
+        """``n`` images decoded from standard-normal codes seeded by ``seed`` (no classes)."""
+        pixels, labels = self.sample_images(model, n, label, seed)
         return self.write_samples(pixels, labels, output_dir)
 
     @torch.no_grad()
