@@ -76,7 +76,9 @@ class GAN(ImageGenerator):
             "generator": list(model.generator.parameters()),
         }
 
-    def fake_images(self, model: nn.Module, labels: torch.Tensor | None, count: int, device):
+    def fake_images(
+        self, model: nn.Module, labels: torch.Tensor | None, count: int, device: torch.device
+    ) -> torch.Tensor:
         noise = torch.randn(count, model.latent_dim, device=device)
         return model.generator(noise, labels)
 
