@@ -121,9 +121,31 @@ class GAN(nn.Module):
         self.discriminator = Discriminator(
             in_channels, image_size, width, num_classes, spectral_norm
         )
+        dcgan_initialize(self)
+        if self.generator.embedding is not None:  # multiplies the noise: keep it of unit scale
+            nn.init.normal_(self.generator.embedding.weight, 1.0, 0.5)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(noise, labels)
+
+
+@torch.no_grad()
+def dcgan_initialize(model: nn.Module) -> None:
+    """DCGAN's initialisation (Radford et al., 2016): weights ~ N(0, 0.02), norm scales ~ N(1, 0.02).
+
+    Spectral-normalised layers are initialised through their ``original`` weight; embeddings too,
+    so the discriminator's projection term starts small.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            parametrized = getattr(module, "parametrizations", None)
+            weight = parametrized.weight.original if parametrized is not None else module.weight
+            weight.normal_(0.0, 0.02)
+            if getattr(module, "bias", None) is not None:
+                module.bias.zero_()
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.weight.normal_(1.0, 0.02)
+            module.bias.zero_()
 
 
 def gan(
