@@ -13,7 +13,7 @@ converged model). Samples are scored by a classifier that Fathom trains here fir
 
 A 10x10 grid of each model's samples is saved beside the JSON (bench/results/generative-*.png).
 
-    python bench/generative.py            # about 10-15 minutes on 2 busy cores
+    python bench/generative.py            # about 30 minutes on 2 heavily shared cores (load ~13)
     python bench/generative.py --quick    # a smoke test on a small subset
 """
 
