@@ -189,6 +189,10 @@ def build_trainer(
     log = MetricsLog(run_dir / "metrics.jsonl" if run_dir is not None else None)
     task = make_task(config, bundle.info)
     extra += task.callbacks(run_dir)
+    if train.diagnostics:
+        from fathom.inspect import Diagnostics
+
+        extra.append(Diagnostics(run_dir, bundle))
     return Trainer(
         model, task, train_loader, val_loader,
         train=train, optim=config.optim, schedule=config.schedule,
@@ -296,6 +300,7 @@ def _train_and_finish(
     try:
         state = trainer.fit()
     except FathomError as error:
+        _notify_failure(trainer, error)
         if trainer.state.step == 0 and not (run_dir / "checkpoints" / "last.safetensors").exists():
             shutil.rmtree(
                 run_dir, ignore_errors=True
@@ -321,6 +326,13 @@ def _train_and_finish(
     )  # fmt: skip
     _write_report_quietly(run_dir)
     return run
+
+
+def _notify_failure(trainer: Trainer, error: FathomError) -> None:
+    """Let callbacks that can explain a failure (the diagnostics) record what they know."""
+    for callback in trainer.callbacks:
+        if hasattr(callback, "training_failed"):
+            callback.training_failed(trainer, error)
 
 
 def _write_report_quietly(run_dir: Path) -> None:
