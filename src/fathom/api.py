@@ -341,6 +341,15 @@ def _write_report_quietly(run_dir: Path) -> None:
     write_report(run_dir)
 
 
+def doctor(run: Run | str | Path) -> list[Any]:
+    """Diagnose a finished run from its folder: a list of ``Diagnosis`` (empty: no problems)."""
+    from fathom.inspect.doctor import diagnose_run
+
+    path = Path(run.path if isinstance(run, Run) else run)
+    read_run_json(path)
+    return diagnose_run(path, load_bundle=lambda: load_data(read_config(path)))
+
+
 def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split '{split}'{closest(split, ['train', 'val', 'test'])}")

@@ -84,6 +84,8 @@ def build_parser() -> Parser:
     report = commands.add_parser("report", help="re-draw a run's plots and HTML report")
     report.add_argument("run", type=Path)
 
+    add_inspect_parsers(commands)
+
     listing = commands.add_parser("list", help="list models, datasets, recipes or tasks")
     listing.add_argument("kind", choices=["models", "datasets", "recipes", "tasks"])
     return parser
@@ -105,6 +107,13 @@ def add_generate_parser(commands: Any) -> None:
     generate.add_argument("--top-p", type=float, help="nucleus sampling probability mass")
     generate.add_argument("--seed", type=int, help="random seed of the samples")
     generate.add_argument("--output", type=Path, help="output folder (default RUN/generated)")
+
+
+def add_inspect_parsers(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor", help="diagnose a finished run: problems, evidence, remedies"
+    )
+    doctor.add_argument("run", type=Path)
 
 
 GENERATE_OPTIONS = (
@@ -161,7 +170,16 @@ def train_command(args: argparse.Namespace) -> int:
     flag_overrides = [f"{key}={value}" for key, value in flags.items() if value is not None]
     run = fit(args.model, dataset, config=config, overrides=[*flag_overrides, *overrides])
     print_summary(run)
+    print_saved_diagnosis(run.path)
     return 0
+
+
+def print_saved_diagnosis(run_dir: Path) -> None:
+    from fathom.inspect.doctor import format_diagnoses, read_diagnosis
+
+    diagnoses = read_diagnosis(run_dir)
+    if diagnoses is not None:
+        print(format_diagnoses(diagnoses))
 
 
 def print_summary(run: Any) -> None:
@@ -254,6 +272,14 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    from fathom.api import doctor
+    from fathom.inspect.doctor import format_diagnoses
+
+    print(format_diagnoses(doctor(args.run)))
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from fathom.report import write_report
     from fathom.run import read_run_json
@@ -284,6 +310,7 @@ COMMANDS = {
     "generate": generate_command,
     "report": report_command,
     "list": list_command,
+    "doctor": doctor_command,
 }
 
 

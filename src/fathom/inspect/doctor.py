@@ -7,12 +7,17 @@ conservative: a healthy run must get no diagnosis (the sabotage suite in the tes
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fathom.inspect import rules
+
+if TYPE_CHECKING:
+    from fathom.data.bundle import DataBundle
 
 DIAGNOSIS_FILE = "diagnosis.json"
 
@@ -167,3 +172,26 @@ def read_diagnosis(run_dir: Path) -> list[Diagnosis] | None:
     if not isinstance(saved, dict):
         return None
     return [Diagnosis(**item) for item in saved.get("diagnoses", [])]
+
+
+def diagnose_run(
+    run_dir: Path, load_bundle: Callable[[], DataBundle] | None = None
+) -> list[Diagnosis]:
+    """Diagnose a finished run again from its files (``fathom doctor RUN``).
+
+    When the run recorded no data checks and ``load_bundle`` can load its dataset, the data
+    checks are computed now. The result is saved back to RUN/diagnosis.json.
+    """
+    from fathom.inspect.datachecks import check_bundle
+    from fathom.inspect.diagnostics import read_records
+    from fathom.report.plots import read_json, read_metrics
+
+    run_dir = Path(run_dir)
+    records = read_records(run_dir)
+    task = str((read_json(run_dir / "run.json") or {}).get("task") or "classification")
+    if load_bundle is not None and not any(r.get("kind") == "data" for r in records):
+        with contextlib.suppress(Exception):  # the dataset may be gone: diagnose without it
+            records.append({"kind": "data", "step": 0, **check_bundle(load_bundle())})
+    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), task)
+    save_diagnosis(run_dir, diagnoses, records)
+    return diagnoses
