@@ -133,9 +133,10 @@ def example_losses(model: nn.Module, split: Any, device: torch.device) -> dict[s
 
 
 @torch.no_grad()
-def first_nonfinite_layer(model: nn.Module, split: Any, device: torch.device) -> str | None:
-    """The first leaf layer (in execution order) whose output has a NaN or an infinity."""
-    inputs = _first_inputs(split, 64)
+def first_nonfinite_layer(model: nn.Module, data: Any, device: torch.device | None) -> str | None:
+    """The first leaf layer (in execution order) whose output has a NaN or an infinity on
+    ``data`` (a batch of inputs, or a split whose first rows are used)."""
+    inputs = data if isinstance(data, torch.Tensor) else _first_inputs(data, 64)
     if inputs is None:
         return None
     found: list[str] = []
@@ -156,7 +157,7 @@ def first_nonfinite_layer(model: nn.Module, split: Any, device: torch.device) ->
     was_training = model.training
     model.eval()
     try:
-        model(inputs.to(device))
+        model(inputs if device is None else inputs.to(device))
     finally:
         model.train(was_training)
         for hook in hooks:

@@ -82,7 +82,10 @@ class Diagnostics(Callback):
         self._order: list[str] = []
         self._before: dict[str, list[torch.Tensor]] = {}
         self._sampling = False
-        self._finite: list[tuple[str, str, torch.Tensor]] = []
+        self._root_hooks: list[Any] = []
+        self._output_finite = True
+        self._last_inputs: torch.Tensor | None = None
+        self._first_nonfinite: str | None = None
         self._failed: set[str] = set()
 
     # ----------------------------------------------------------------- events
@@ -95,11 +98,12 @@ class Diagnostics(Callback):
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
 
     def batch_start(self, trainer: Trainer) -> None:
-        self._finite = []
         if trainer.state.step == 0 or (trainer.state.step + 1) % self.every == 0:
             self._guard("sample", lambda: self._start_sample(trainer.model))
 
     def after_backward(self, trainer: Trainer) -> None:
+        if not self._output_finite and self._first_nonfinite is None:
+            self._guard("non-finite", lambda: self._replay_nonfinite(trainer.model))
         if self._sampling:
             self._guard("gradients", lambda: self._record_gradients(trainer.model))
 
@@ -116,15 +120,22 @@ class Diagnostics(Callback):
         """Called by the API when training raised (e.g. ``TrainingDiverged``): find where."""
         self._remove_hooks()
         self._guard("non-finite", lambda: self._locate_nonfinite(trainer, error))
-        self._finite = []
         self._guard("doctor", lambda: self.diagnose(trainer))
 
     # ---------------------------------------------------------------- samples
     def _add_hooks(self, model: nn.Module) -> None:
-        """Forward hooks on every leaf layer: a finiteness flag each step, statistics when sampled."""
+        """One cheap hook on the whole model (is its output finite?) and, while a step is
+        sampled, hooks on every leaf layer for the statistics."""
+        self._root_hooks.append(model.register_forward_hook(self._watch_output))
         for name, module in model.named_modules():
             if next(module.children(), None) is None:
                 self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
+
+    def _watch_output(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if torch.is_grad_enabled() and isinstance(output, torch.Tensor) and inputs:
+            self._last_inputs = inputs[0]
+            if output.is_floating_point() and (output.device.type == "cpu" or self._sampling):
+                self._output_finite = bool(torch.isfinite(output.detach()).all())
 
     def _start_sample(self, model: nn.Module) -> None:
         self._layers, self._order, self._sampling = {}, [], True
@@ -135,12 +146,11 @@ class Diagnostics(Callback):
 
     def _hook(self, name: str) -> Callable[..., None]:
         def record(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not self._sampling or name in self._layers or not torch.is_grad_enabled():
+                return  # only training forwards of sampled steps
             if not isinstance(output, torch.Tensor) or not output.is_floating_point():
                 return
-            if not torch.is_grad_enabled() or output.numel() == 0:
-                return  # evaluation passes are not training statistics
-            self._finite.append((name, type(module).__name__, torch.isfinite(output).all()))
-            if not self._sampling or name in self._layers:
+            if output.numel() == 0:
                 return
             self._layers[name] = activation_statistics(module, output)
             self._order.append(name)
@@ -182,10 +192,20 @@ class Diagnostics(Callback):
         record = {"kind": "sample", "step": trainer.state.step, "epoch": trainer.state.epoch}
         self._write({**record, "layers": layers})
 
+    def _replay_nonfinite(self, model: nn.Module) -> None:
+        """The output just became non-finite and the weights are not updated yet: run the same
+        batch again (eval mode, no RNG) with hooks to find the first layer that overflowed."""
+        if self._last_inputs is not None:
+            self._sampling = False
+            self._first_nonfinite = (
+                datachecks.first_nonfinite_layer(model, self._last_inputs, None)
+                or "none (every layer output was finite)"
+            )
+
     def _remove_hooks(self) -> None:
-        for hook in self._hooks:
+        for hook in [*self._hooks, *self._root_hooks]:
             hook.remove()
-        self._hooks = []
+        self._hooks, self._root_hooks = [], []
 
     # --------------------------------------------------------- data and examples
     def _data_record(self, trainer: Trainer) -> dict[str, Any]:
@@ -207,10 +227,9 @@ class Diagnostics(Callback):
         record["parameters"] = [
             name for name, p in trainer.model.named_parameters() if not torch.isfinite(p).all()
         ][:10]
-        flags = [(name, kind) for name, kind, finite in self._finite if not bool(finite)]
-        if flags:
-            record["first_layer"] = f"{flags[0][0]} ({flags[0][1]})"
-            record["seen_in"] = "the forward pass of the failing step"
+        if self._first_nonfinite is not None:
+            record["first_layer"] = self._first_nonfinite
+            record["seen_in"] = "the failing batch, before the update"
         elif self.bundle is not None:
             record["first_layer"] = datachecks.first_nonfinite_layer(
                 trainer.model, self.bundle.train, trainer.device
