@@ -238,6 +238,8 @@ def fit(
     check_bundle(bundle)
     network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
     run_dir = new_run_dir(resolved)
+    if resolved.optim.lr == "auto":
+        _choose_learning_rate(resolved, network, bundle, run_dir)
     write_config(run_dir, resolved)
     parameters = sum(p.numel() for p in network.parameters())
     update_run_json(
@@ -252,6 +254,81 @@ def fit(
         shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
     return _train_and_finish(trainer, resolved, bundle, run_dir)
+
+
+def lr_finder_trainer(config: FathomConfig, model: nn.Module, bundle: DataBundle) -> Trainer:
+    """A throw-away trainer for the LR finder: no run folder, diagnostics or progress."""
+    probe = config.model_copy(deep=True)
+    probe.optim.lr = 1e-3  # a placeholder: the sweep sets the rate of every step
+    probe.train.diagnostics = False
+    probe.run.progress = "none"
+    seed_everything(config.train.seed)
+    return build_trainer(probe, model, bundle, None)
+
+
+def _choose_learning_rate(
+    config: FathomConfig, model: nn.Module, bundle: DataBundle, run_dir: Path
+) -> None:
+    """``optim.lr: auto``: run the LR finder, set its suggestion, keep its plot and numbers."""
+    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+
+    try:
+        result = find_lr(lr_finder_trainer(config, model, bundle))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    config.optim.lr = result.suggestion
+    plot_lr_finder(result, run_dir / "plots" / "lr_finder.png")
+    update_run_json(
+        run_dir,
+        lr_finder={
+            k: v
+            for k, v in result.to_dict().items()
+            if k in ("suggestion", "rule", "steepest", "minimum")
+        },
+    )
+
+
+def lr_find(
+    model: nn.Module | str | None = None,
+    data: DataBundle | str | None = None,
+    *,
+    config: FathomConfig | Mapping[str, Any] | str | Path | None = None,
+    overrides: Iterable[str] = (),
+    output: str | Path | None = None,
+    start: float = 1e-7,
+    end: float = 10.0,
+    steps: int = 100,
+    **shortcuts: Any,
+) -> Any:
+    """Sweep the learning rate on the model and data ``fit`` would use; returns an
+    ``LRFinderResult`` (``.suggestion``, ``.rule``, the curve) and plots it to ``output``."""
+    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+
+    dataset = (
+        data
+        if isinstance(data, str)
+        else (data.info.name if isinstance(data, DataBundle) else None)
+    )
+    user = _as_layer(config)
+    if isinstance(model, nn.Module):
+        user = merge_layer(
+            user, {"model": getattr(model, "fathom_spec", None) or {"name": type(model).__name__}}
+        )
+    elif model is not None:
+        user = merge_layer(user, {"model": {"name": model}})
+    resolved = resolve_config(
+        user, dataset=dataset, overrides=overrides,
+        use_recipe=model is None or isinstance(model, str), **shortcuts,
+    )  # fmt: skip
+    seed_everything(resolved.train.seed)
+    bundle = data if isinstance(data, DataBundle) else load_data(resolved)
+    check_bundle(bundle)
+    network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
+    result = find_lr(lr_finder_trainer(resolved, network, bundle), start, end, steps)
+    if output is not None:
+        plot_lr_finder(result, Path(output))
+    return result
 
 
 def resume(

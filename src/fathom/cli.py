@@ -114,6 +114,16 @@ def add_inspect_parsers(commands: Any) -> None:
         "doctor", help="diagnose a finished run: problems, evidence, remedies"
     )
     doctor.add_argument("run", type=Path)
+    finder = commands.add_parser(
+        "lr-find",
+        help="sweep the learning rate and suggest one (same TARGET and KEY=VALUE as train)",
+    )
+    finder.add_argument("items", nargs="*", metavar="[TARGET] [KEY=VALUE ...]")
+    finder.add_argument("--model", help="model name (fathom list models)")
+    finder.add_argument("--output", type=Path, default=Path("lr_finder.png"), help="plot file")
+    finder.add_argument("--start", type=float, default=1e-7, help="first learning rate")
+    finder.add_argument("--end", type=float, default=10.0, help="last learning rate")
+    finder.add_argument("--steps", type=int, default=100, help="number of batches")
 
 
 GENERATE_OPTIONS = (
@@ -136,11 +146,11 @@ def split_train_items(items: list[str]) -> tuple[str | None, list[str]]:
     return target, overrides
 
 
-def train_command(args: argparse.Namespace) -> int:
-    from fathom.api import fit
+def train_target(items: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
+    """``[TARGET] [KEY=VALUE ...]`` → (config layer, dataset name, overrides)."""
     from fathom.config import load_yaml
 
-    target, overrides = split_train_items(args.items)
+    target, overrides = split_train_items(items)
     config: dict[str, Any] = {}
     dataset = None
     if target is not None:
@@ -155,6 +165,13 @@ def train_command(args: argparse.Namespace) -> int:
             config = {"data": {"name": "csv", "path": str(path)}}
         else:
             dataset = target
+    return config, dataset, overrides
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from fathom.api import fit
+
+    config, dataset, overrides = train_target(args.items)
     flags = {
         "model.name": args.model,
         "train.epochs": args.epochs,
@@ -280,6 +297,25 @@ def doctor_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def lr_find_command(args: argparse.Namespace) -> int:
+    from fathom.api import lr_find
+
+    config, dataset, overrides = train_target(args.items)
+    if args.model:
+        overrides = [f"model.name={args.model}", *overrides]
+    result = lr_find(
+        args.model, dataset, config=config, overrides=overrides, output=args.output,
+        start=args.start, end=args.end, steps=args.steps,
+    )  # fmt: skip
+    print(f"suggested learning rate: {result.suggestion:.3g} ({result.rule})")
+    if result.steepest is not None:
+        print(f"steepest descent at:     {result.steepest:.3g}")
+    print(f"loss was lowest at:      {result.minimum:.3g}")
+    print(f"plot: {args.output}")
+    print(f"use it: fathom train ... optim.lr={result.suggestion:.3g}   (or optim.lr=auto)")
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from fathom.report import write_report
     from fathom.run import read_run_json
@@ -311,13 +347,18 @@ COMMANDS = {
     "report": report_command,
     "list": list_command,
     "doctor": doctor_command,
+    "lr-find": lr_find_command,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, leftover = parser.parse_known_args(argv)
-    if leftover and args.command == "train" and not any(item.startswith("-") for item in leftover):
+    if (
+        leftover
+        and args.command in ("train", "lr-find")
+        and not any(item.startswith("-") for item in leftover)
+    ):
         args.items += leftover  # KEY=VALUE overrides may follow options
     elif leftover:
         parser.error(f"unrecognized arguments: {' '.join(leftover)}")
