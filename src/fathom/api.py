@@ -427,6 +427,40 @@ def doctor(run: Run | str | Path) -> list[Any]:
     return diagnose_run(path, load_bundle=lambda: load_data(read_config(path)))
 
 
+def explain(
+    run: Run | str | Path,
+    inputs: torch.Tensor | list[str | Path] | None = None,
+    method: str = "saliency",
+    target: int | None = None,
+    count: int = 16,
+) -> list[Path]:
+    """Explain a run's predictions (saliency, integrated-gradients, grad-cam, occlusion, filters,
+    attention, top-loss): PNGs in RUN/explain, shown in the report. ``inputs``: files or a
+    normalised tensor; default the first test examples."""
+    from fathom.inspect.explain import check_method, explain_run
+    from fathom.run import load
+
+    check_method(method)
+    run = run if isinstance(run, Run) else load(run)
+    display = None
+    if inputs is not None and not isinstance(inputs, torch.Tensor):
+        from fathom.data.inputs import read_inputs
+
+        display = read_inputs([Path(p) for p in inputs], run.info)
+        inputs = display
+        if run.info.normalization:
+            norm = run.info.normalization
+            inputs = normalize_inputs(display.float(), norm["mean"], norm["std"])
+
+    def test_split() -> Any:
+        run.data = run.data or load_data(run.config)
+        return run.data.test or run.data.val or run.data.train
+
+    files = explain_run(run, inputs, display, method, test_split, target, count)
+    run.report()
+    return files
+
+
 def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split '{split}'{closest(split, ['train', 'val', 'test'])}")

@@ -114,6 +114,20 @@ def add_inspect_parsers(commands: Any) -> None:
         "doctor", help="diagnose a finished run: problems, evidence, remedies"
     )
     doctor.add_argument("run", type=Path)
+    explain = commands.add_parser(
+        "explain",
+        help="explain predictions: saliency, integrated-gradients, grad-cam, occlusion, ...",
+    )
+    explain.add_argument("run", type=Path)
+    explain.add_argument(
+        "inputs", nargs="*", type=Path, help="image/.npy/.csv files (default: test examples)"
+    )
+    explain.add_argument(
+        "--method", default="saliency",
+        help="saliency, integrated-gradients, grad-cam, occlusion, filters, attention or top-loss",
+    )  # fmt: skip
+    explain.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    explain.add_argument("--count", type=int, default=16, help="examples shown by top-loss")
     finder = commands.add_parser(
         "lr-find",
         help="sweep the learning rate and suggest one (same TARGET and KEY=VALUE as train)",
@@ -316,6 +330,16 @@ def lr_find_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def explain_command(args: argparse.Namespace) -> int:
+    from fathom.api import explain
+
+    files = explain(args.run, args.inputs or None, args.method, args.target, args.count)
+    for file in files:
+        print(f"wrote {file}")
+    print(f"report: {args.run / 'report.html'}")
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from fathom.report import write_report
     from fathom.run import read_run_json
@@ -348,18 +372,16 @@ COMMANDS = {
     "list": list_command,
     "doctor": doctor_command,
     "lr-find": lr_find_command,
+    "explain": explain_command,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, leftover = parser.parse_known_args(argv)
-    if (
-        leftover
-        and args.command in ("train", "lr-find")
-        and not any(item.startswith("-") for item in leftover)
-    ):
-        args.items += leftover  # KEY=VALUE overrides may follow options
+    trailing = {"train": "items", "lr-find": "items", "explain": "inputs"}
+    if leftover and args.command in trailing and not any(i.startswith("-") for i in leftover):
+        getattr(args, trailing[args.command]).extend(leftover)  # may follow options
     elif leftover:
         parser.error(f"unrecognized arguments: {' '.join(leftover)}")
     if args.version:
