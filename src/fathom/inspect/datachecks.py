@@ -14,9 +14,9 @@ from torch import nn
 
 from fathom.data.bundle import DataBundle, Split
 
-SCALE_SAMPLE = 4096
+SCALE_SAMPLE = 2048
 HASH_LIMIT = 200_000
-EXAMPLE_SAMPLE = 2048
+EXAMPLE_SAMPLE = 512
 TOP_EXAMPLES = 25
 
 
@@ -34,7 +34,7 @@ def input_scale(split: Any) -> dict[str, Any] | None:
     inputs = _first_inputs(split, SCALE_SAMPLE)
     if inputs is None or not inputs.is_floating_point() or inputs.dim() < 2 or len(inputs) < 2:
         return None
-    values = inputs.double()
+    values = inputs.float()
     dims = [0, *range(2, values.dim())]
     mean, std = values.mean(dim=dims), values.std(dim=dims)
     return {
@@ -60,10 +60,12 @@ def row_keys(split: Any) -> torch.Tensor | None:
     rows get equal or nearly equal keys, so callers confirm matches by comparing rows)."""
     if not isinstance(split, Split) or len(split) > HASH_LIMIT or len(split) == 0:
         return None
-    rows = split.inputs.reshape(len(split), -1).float()
+    rows = split.inputs.reshape(len(split), -1)
     generator = torch.Generator().manual_seed(20240601)  # private: global RNGs untouched
-    direction = torch.randn(rows.shape[1], generator=generator)
-    return (rows @ direction.to(rows.device)).double().cpu()
+    direction = torch.randn(rows.shape[1], generator=generator).to(rows.device)
+    # an elementwise product summed per row: the same row gives the same key in any chunk
+    keys = [(chunk.float() * direction).sum(dim=1) for chunk in rows.split(4096)]
+    return torch.cat(keys).double().cpu()
 
 
 def _copies(
@@ -72,7 +74,7 @@ def _copies(
     """Indices of ``rows`` that equal some training row: near keys first, then exact checks."""
     order = train_keys.argsort()
     ordered = train_keys[order]
-    tolerance = 1e-4 * (keys.abs() + 1)
+    tolerance = 1e-6 * (keys.abs() + 1)
     upper = torch.searchsorted(ordered, keys).clamp(max=len(ordered) - 1)
     lower = (upper - 1).clamp(min=0)
     copies = []
