@@ -103,9 +103,9 @@ def lr_low(bundle: DataBundle) -> Setup:
 
 
 def overfit(bundle: DataBundle) -> Setup:
-    """A 512x512 MLP on 12 training rows per class (balanced), trained long."""
+    """A 512x512 MLP on 5 training rows per class (balanced), trained long."""
     targets = bundle.train.targets
-    rows = torch.cat([(targets == label).nonzero().flatten()[:12] for label in range(10)])
+    rows = torch.cat([(targets == label).nonzero().flatten()[:5] for label in range(10)])
     small = _with_train(bundle, bundle.train.inputs[rows], targets[rows])
     return Setup(mlp(bundle, [512, 512]), small, ["train.epochs=60", "optim.lr=0.003"])
 
@@ -182,7 +182,7 @@ FAULTS: list[Fault] = [
     Fault("saturated_activations", "tanh MLP, weights x8", "saturated_activations", saturated, reinitialise),
     Fault("lr_too_high", "learning rate x1000 (2.0)", "lr_too_high", lr_high, learning_rate(0.002)),
     Fault("lr_too_low", "learning rate /1000 (2e-6)", "lr_too_low", lr_low, learning_rate(0.002)),
-    Fault("overfitting", "512x512 MLP on 120 rows (12 per class), 60 epochs", "overfitting", overfit),
+    Fault("overfitting", "512x512 MLP on 50 rows (5 per class), 60 epochs", "overfitting", overfit),
     Fault("underfitting", "MLP with a 1-unit GELU hidden layer", "underfitting", underfit),
     Fault("unnormalised_inputs", "features x1000 + 5000, normalisation off", "unnormalised_inputs", unnormalised, normalise_inputs),
     Fault("class_imbalance", "class 0 cut to 2% of the training set", "class_imbalance", imbalanced),
