@@ -5,7 +5,10 @@ activation mean/std, its dead-ReLU fraction and sigmoid/tanh saturation; ``after
 records per-layer gradient norms; ``batch_end`` weight norms and update-to-weight ratios. Data
 checks (scale, class balance, duplicates across splits) run once at fit start and per-example
 training losses once at fit end. Everything goes to ``RUN/diagnostics.jsonl``; at fit end the
-doctor turns it into ``RUN/diagnosis.json``, plots and a report section. Nothing here draws a
+doctor turns it into ``RUN/diagnosis.json``, plots and a report section. The only per-step
+cost is one hook on the whole model checking that its output is finite (every step on CPU, on
+sampled steps on accelerators); when it is not, the same batch is run again through hooks before
+the weights are updated, to name the first layer that produced a NaN/Inf. Nothing here draws a
 random number, and any failure becomes a warning: diagnostics never stop training.
 """
 
@@ -124,12 +127,8 @@ class Diagnostics(Callback):
 
     # ---------------------------------------------------------------- samples
     def _add_hooks(self, model: nn.Module) -> None:
-        """One cheap hook on the whole model (is its output finite?) and, while a step is
-        sampled, hooks on every leaf layer for the statistics."""
+        """One cheap hook on the whole model for every step: is its output finite?"""
         self._root_hooks.append(model.register_forward_hook(self._watch_output))
-        for name, module in model.named_modules():
-            if next(module.children(), None) is None:
-                self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
 
     def _watch_output(self, module: nn.Module, inputs: Any, output: Any) -> None:
         if torch.is_grad_enabled() and isinstance(output, torch.Tensor) and inputs:
@@ -138,7 +137,11 @@ class Diagnostics(Callback):
                 self._output_finite = bool(torch.isfinite(output.detach()).all())
 
     def _start_sample(self, model: nn.Module) -> None:
+        """Hooks on every leaf layer, for this step only, and a copy of the weights."""
         self._layers, self._order, self._sampling = {}, [], True
+        for name, module in model.named_modules():
+            if next(module.children(), None) is None:
+                self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
         self._before = {
             name: [p.detach().clone() for p in module.parameters(recurse=False)]
             for name, module in _weighted_leaves(model)
@@ -167,6 +170,9 @@ class Diagnostics(Callback):
 
     def _finish_sample(self, trainer: Trainer) -> None:
         self._sampling = False
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         for name, module in _weighted_leaves(trainer.model):
             before = self._before.get(name)
             if name not in self._layers or not before:
