@@ -172,7 +172,9 @@ def lr_too_high(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         return None
     if change is not None and change[1] < 0.5 * change[0]:
         return None  # large steps, but the loss falls well: not a problem worth naming
-    evidence = f"median update-to-weight ratio per step is {ratio:.2g} (healthy: ~1e-3)"
+    evidence = (
+        f"update-to-weight ratio per step reached {ratio:.2g} (median over layers; healthy: ~1e-3)"
+    )
     if change is not None:
         evidence += f"; training loss went from {change[0]:.3g} to {change[1]:.3g}"
     return {
