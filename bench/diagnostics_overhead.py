@@ -6,7 +6,7 @@ one-off work of the diagnostics (data checks at fit start, per-example losses at
 one-epoch run is the worst case. Both wall-clock and process CPU seconds are recorded: on a shared
 machine (this one runs several jobs on 2 cores) CPU time with one thread is the steadier measure.
 
-    python bench/diagnostics_overhead.py            # MNIST 20k rows, MLP and CNN, 5 repetitions
+    python bench/diagnostics_overhead.py            # MNIST 20k rows, MLP and CNN, 1 and 3 epochs
     python bench/diagnostics_overhead.py --quick    # 2k rows, 1 repetition
 """
 
@@ -32,7 +32,9 @@ ARCHITECTURES = {
 }
 
 
-def one_epoch(architecture: str, bundle, diagnostics: bool, threads: int) -> tuple[float, float]:
+def one_epoch(
+    architecture: str, bundle, diagnostics: bool, threads: int, epochs: int = 1
+) -> tuple[float, float]:
     options = dict(ARCHITECTURES[architecture])
     name = options.pop("name")
     torch.manual_seed(0)
@@ -42,7 +44,7 @@ def one_epoch(architecture: str, bundle, diagnostics: bool, threads: int) -> tup
         "model": {"name": name},
         "data": {"batch_size": 128},
         "optim": {"name": "sgd", "lr": 0.01},
-        "train": {"epochs": 1, "threads": threads, "diagnostics": diagnostics},
+        "train": {"epochs": epochs, "threads": threads, "diagnostics": diagnostics},
         "run": {"progress": "none"},
     })  # fmt: skip
     trainer = build_trainer(config, model, bundle, None)
@@ -56,13 +58,15 @@ def main() -> None:
     add_common_arguments(parser, "diagnostics_overhead.json")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
     machine = start_run(args.threads)
     limit, repetitions = (2000, 1) if args.quick else (20000, args.repetitions)
     bundle = load_mnist(limit)
     bundle.val = None
     results = {}
-    for architecture in ARCHITECTURES:
+    runs = [(a, e) for a in ARCHITECTURES for e in ([1] if args.quick else args.epochs)]
+    for architecture, epochs in runs:
         one_epoch(architecture, bundle, True, args.threads)  # warm-up
         wall: dict[str, list[float]] = {"off": [], "on": []}
         cpu: dict[str, list[float]] = {"off": [], "on": []}
@@ -76,7 +80,7 @@ def main() -> None:
                 wall[variant].append(seconds)
                 cpu[variant].append(cpu_seconds)
             loads.append(load_average())
-        results[architecture] = {
+        results[f"{architecture}_{epochs}_epochs"] = {
             "wall_seconds": wall,
             "cpu_seconds": cpu,
             "median_wall_ratio": _paired_ratio(wall),
@@ -84,7 +88,7 @@ def main() -> None:
             "load_average_per_repetition": loads,
         }
         print(
-            f"{architecture}: diagnostics on/off = {_paired_ratio(cpu):.3f} CPU time, "
+            f"{architecture}, {epochs} epochs: diagnostics on/off = {_paired_ratio(cpu):.3f} CPU time, "
             f"{_paired_ratio(wall):.3f} wall (paired medians)",
             flush=True,
         )

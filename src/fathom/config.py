@@ -170,7 +170,8 @@ def validate_config(raw: Mapping[str, Any]) -> FathomConfig:
 def describe_validation_error(error: ValidationError, root: type[BaseModel]) -> str:
     """One line for the first problem: the dotted key path, what is wrong, and a suggestion."""
     first = error.errors()[0]
-    path = ".".join(str(part) for part in first["loc"])
+    # union members appear in the location as tags ("constrained-float", "literal['auto']")
+    path = ".".join(str(p) for p in first["loc"] if not any(c in str(p) for c in "-[("))
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{path}'{closest_key(first['loc'], root)}"
     given = first.get("input")
