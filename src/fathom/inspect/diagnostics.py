@@ -26,6 +26,7 @@ from torch import nn
 
 from fathom.data.bundle import DataBundle
 from fathom.engine.callbacks import Callback
+from fathom.errors import TrainingDiverged
 from fathom.inspect import datachecks
 
 if TYPE_CHECKING:
@@ -33,14 +34,16 @@ if TYPE_CHECKING:
 
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 SAMPLES_PER_EPOCH = 2
+MIN_INTERVAL = 20
 MAX_INTERVAL = 50
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Sigmoid: (0.01, 0.99), nn.Tanh: (-0.99, 0.99), nn.Hardtanh: (-0.99, 0.99)}
 
 
 def sample_interval(steps_per_epoch: int) -> int:
-    """Sample about twice per epoch, at least every 50 steps: a pure function of the loader."""
-    return max(1, min(MAX_INTERVAL, steps_per_epoch // SAMPLES_PER_EPOCH))
+    """About twice per epoch, but every 20 to 50 steps (at most 5% of the steps are sampled):
+    a pure function of the loader, so a resumed run samples the same steps."""
+    return max(MIN_INTERVAL, min(MAX_INTERVAL, steps_per_epoch // SAMPLES_PER_EPOCH))
 
 
 def _units_max(output: torch.Tensor) -> torch.Tensor:
@@ -120,8 +123,10 @@ class Diagnostics(Callback):
         self._guard("doctor", lambda: self.diagnose(trainer))
 
     def training_failed(self, trainer: Trainer, error: Exception) -> None:
-        """Called by the API when training raised (e.g. ``TrainingDiverged``): find where."""
+        """Called by the API when training raised: for ``TrainingDiverged``, find where."""
         self._remove_hooks()
+        if not isinstance(error, TrainingDiverged):
+            return
         self._guard("non-finite", lambda: self._locate_nonfinite(trainer, error))
         self._guard("doctor", lambda: self.diagnose(trainer))
 
