@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_train_then_doctor(tmp_path, capsys):
     arguments = ["train", "digits", "--model", "mlp", "--epochs", "3", "--run-dir", str(tmp_path),
                  "--name", "r", "--quiet", "schedule.name=constant", "optim.lr=0.002", "model.hidden=[64]",
-                 "data.normalize=false"]  # fmt: skip
+                 "data.normalize=false", "train.threads=1"]  # fmt: skip
     assert main(arguments) == 0
     printed = capsys.readouterr().out
     assert "doctor:" in printed
