@@ -7,6 +7,7 @@ one-epoch run is the worst case. Both wall-clock and process CPU seconds are rec
 machine (this one runs several jobs on 2 cores) CPU time with one thread is the steadier measure.
 
     python bench/diagnostics_overhead.py            # MNIST 20k rows, MLP and CNN, 1 and 3 epochs
+    python bench/diagnostics_overhead.py --runs mlp:1 mlp:3 cnn:1 --repetitions 3
     python bench/diagnostics_overhead.py --quick    # 2k rows, 1 repetition
 """
 
@@ -58,16 +59,20 @@ def main() -> None:
     add_common_arguments(parser, "diagnostics_overhead.json")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--runs", nargs="+", default=["mlp:1", "mlp:3", "cnn:1", "cnn:3"],
+        help="architecture:epochs pairs to measure",
+    )  # fmt: skip
     args = parser.parse_args()
     machine = start_run(args.threads)
     limit, repetitions = (2000, 1) if args.quick else (20000, args.repetitions)
     bundle = load_mnist(limit)
     bundle.val = None
     results = {}
-    runs = [(a, e) for a in ARCHITECTURES for e in ([1] if args.quick else args.epochs)]
+    pairs = [run.split(":") for run in args.runs]
+    runs = [(a, 1) for a in ARCHITECTURES] if args.quick else [(a, int(e)) for a, e in pairs]
     for architecture, epochs in runs:
-        one_epoch(architecture, bundle, True, args.threads)  # warm-up
+        one_epoch(architecture, bundle, True, args.threads)  # warm-up (one epoch)
         wall: dict[str, list[float]] = {"off": [], "on": []}
         cpu: dict[str, list[float]] = {"off": [], "on": []}
         loads = []
@@ -75,7 +80,7 @@ def main() -> None:
             order = ("off", "on") if repetition % 2 == 0 else ("on", "off")
             for variant in order:
                 seconds, cpu_seconds = one_epoch(
-                    architecture, bundle, variant == "on", args.threads
+                    architecture, bundle, variant == "on", args.threads, epochs
                 )
                 wall[variant].append(seconds)
                 cpu[variant].append(cpu_seconds)
