@@ -10,7 +10,7 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import fit, resume
+from fathom.api import doctor, explain, fit, lr_find, resume
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.run import Run, load
@@ -21,9 +21,12 @@ __all__ = [
     "Run",
     "__version__",
     "data",
+    "doctor",
     "engine",
+    "explain",
     "fit",
     "load",
+    "lr_find",
     "models",
     "resume",
     "tasks",

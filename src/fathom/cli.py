@@ -84,6 +84,8 @@ def build_parser() -> Parser:
     report = commands.add_parser("report", help="re-draw a run's plots and HTML report")
     report.add_argument("run", type=Path)
 
+    add_inspect_parsers(commands)
+
     listing = commands.add_parser("list", help="list models, datasets, recipes or tasks")
     listing.add_argument("kind", choices=["models", "datasets", "recipes", "tasks"])
     return parser
@@ -113,6 +115,37 @@ def add_generate_parser(commands: Any) -> None:
     )
 
 
+def add_inspect_parsers(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor", help="diagnose a finished run: problems, evidence, remedies"
+    )
+    doctor.add_argument("run", type=Path)
+    explain = commands.add_parser(
+        "explain",
+        help="explain predictions: saliency, integrated-gradients, grad-cam, occlusion, ...",
+    )
+    explain.add_argument("run", type=Path)
+    explain.add_argument(
+        "inputs", nargs="*", type=Path, help="image/.npy/.csv files (default: test examples)"
+    )
+    explain.add_argument(
+        "--method", default="saliency",
+        help="saliency, integrated-gradients, grad-cam, occlusion, filters, attention or top-loss",
+    )  # fmt: skip
+    explain.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
+    explain.add_argument("--count", type=int, default=16, help="examples shown by top-loss")
+    finder = commands.add_parser(
+        "lr-find",
+        help="sweep the learning rate and suggest one (same TARGET and KEY=VALUE as train)",
+    )
+    finder.add_argument("items", nargs="*", metavar="[TARGET] [KEY=VALUE ...]")
+    finder.add_argument("--model", help="model name (fathom list models)")
+    finder.add_argument("--output", type=Path, default=Path("lr_finder.png"), help="plot file")
+    finder.add_argument("--start", type=float, default=1e-7, help="first learning rate")
+    finder.add_argument("--end", type=float, default=10.0, help="last learning rate")
+    finder.add_argument("--steps", type=int, default=100, help="number of batches")
+
+
 GENERATE_OPTIONS = (
     "n", "label", "steps", "guidance", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed",
     "classifier",
@@ -134,11 +167,11 @@ def split_train_items(items: list[str]) -> tuple[str | None, list[str]]:
     return target, overrides
 
 
-def train_command(args: argparse.Namespace) -> int:
-    from fathom.api import fit
+def train_target(items: list[str]) -> tuple[dict[str, Any], str | None, list[str]]:
+    """``[TARGET] [KEY=VALUE ...]`` → (config layer, dataset name, overrides)."""
     from fathom.config import load_yaml
 
-    target, overrides = split_train_items(args.items)
+    target, overrides = split_train_items(items)
     config: dict[str, Any] = {}
     dataset = None
     if target is not None:
@@ -153,6 +186,13 @@ def train_command(args: argparse.Namespace) -> int:
             config = {"data": {"name": "csv", "path": str(path)}}
         else:
             dataset = target
+    return config, dataset, overrides
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from fathom.api import fit
+
+    config, dataset, overrides = train_target(args.items)
     flags = {
         "model.name": args.model,
         "train.epochs": args.epochs,
@@ -168,7 +208,16 @@ def train_command(args: argparse.Namespace) -> int:
     flag_overrides = [f"{key}={value}" for key, value in flags.items() if value is not None]
     run = fit(args.model, dataset, config=config, overrides=[*flag_overrides, *overrides])
     print_summary(run)
+    print_saved_diagnosis(run.path)
     return 0
+
+
+def print_saved_diagnosis(run_dir: Path) -> None:
+    from fathom.inspect.doctor import format_diagnoses, read_diagnosis
+
+    diagnoses = read_diagnosis(run_dir)
+    if diagnoses is not None:
+        print(format_diagnoses(diagnoses))
 
 
 def print_summary(run: Any) -> None:
@@ -272,6 +321,43 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor_command(args: argparse.Namespace) -> int:
+    from fathom.api import doctor
+    from fathom.inspect.doctor import format_diagnoses
+
+    print(format_diagnoses(doctor(args.run)))
+    return 0
+
+
+def lr_find_command(args: argparse.Namespace) -> int:
+    from fathom.api import lr_find
+
+    config, dataset, overrides = train_target(args.items)
+    if args.model:
+        overrides = [f"model.name={args.model}", *overrides]
+    result = lr_find(
+        args.model, dataset, config=config, overrides=overrides, output=args.output,
+        start=args.start, end=args.end, steps=args.steps,
+    )  # fmt: skip
+    print(f"suggested learning rate: {result.suggestion:.3g} ({result.rule})")
+    if result.steepest is not None:
+        print(f"steepest descent at:     {result.steepest:.3g}")
+    print(f"loss was lowest at:      {result.minimum:.3g}")
+    print(f"plot: {args.output}")
+    print(f"use it: fathom train ... optim.lr={result.suggestion:.3g}   (or optim.lr=auto)")
+    return 0
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    from fathom.api import explain
+
+    files = explain(args.run, args.inputs or None, args.method, args.target, args.count)
+    for file in files:
+        print(f"wrote {file}")
+    print(f"report: {args.run / 'report.html'}")
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from fathom.report import write_report
     from fathom.run import read_run_json
@@ -302,14 +388,18 @@ COMMANDS = {
     "generate": generate_command,
     "report": report_command,
     "list": list_command,
+    "doctor": doctor_command,
+    "lr-find": lr_find_command,
+    "explain": explain_command,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, leftover = parser.parse_known_args(argv)
-    if leftover and args.command == "train" and not any(item.startswith("-") for item in leftover):
-        args.items += leftover  # KEY=VALUE overrides may follow options
+    trailing = {"train": "items", "lr-find": "items", "explain": "inputs"}
+    if leftover and args.command in trailing and not any(i.startswith("-") for i in leftover):
+        getattr(args, trailing[args.command]).extend(leftover)  # may follow options
     elif leftover:
         parser.error(f"unrecognized arguments: {' '.join(leftover)}")
     if args.version:

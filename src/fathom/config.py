@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,7 +57,7 @@ class TaskConfig(OpenSection):
 
 class OptimConfig(Section):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
-    lr: float = Field(1e-3, gt=0.0)
+    lr: Annotated[float, Field(gt=0.0)] | Literal["auto"] = 1e-3  # auto: the LR finder picks it
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
@@ -103,6 +103,7 @@ class TrainConfig(Section):
     checkpoint_every_steps: int = Field(0, ge=0)
     log_every_steps: int = Field(50, gt=0)
     max_steps: int | None = Field(None, gt=0)
+    diagnostics: bool = True
 
 
 class RunConfig(Section):
@@ -169,7 +170,8 @@ def validate_config(raw: Mapping[str, Any]) -> FathomConfig:
 def describe_validation_error(error: ValidationError, root: type[BaseModel]) -> str:
     """One line for the first problem: the dotted key path, what is wrong, and a suggestion."""
     first = error.errors()[0]
-    path = ".".join(str(part) for part in first["loc"])
+    # union members appear in the location as tags ("constrained-float", "literal['auto']")
+    path = ".".join(str(p) for p in first["loc"] if not any(c in str(p) for c in "-[("))
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{path}'{closest_key(first['loc'], root)}"
     given = first.get("input")

@@ -1,0 +1,193 @@
+"""Checks that need the data: input scale, class balance, duplicates across splits, per-example losses.
+
+They look at the data as the model sees it (after the dataset's normalisation) and never draw
+random numbers: subsets are the first rows, hashes are of the rows' bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fathom.data.bundle import DataBundle, Split
+
+SCALE_SAMPLE = 2048
+HASH_LIMIT = 200_000
+EXAMPLE_SAMPLE = 512
+TOP_EXAMPLES = 25
+
+
+def _first_inputs(split: Any, count: int) -> torch.Tensor | None:
+    if isinstance(split, Split):
+        return split.inputs[:count]
+    try:
+        return torch.stack([split[index][0] for index in range(min(count, len(split)))])
+    except Exception:  # noqa: BLE001 - a lazy split that cannot be read is not checked
+        return None
+
+
+def input_scale(split: Any) -> dict[str, Any] | None:
+    """Overall and per-feature (per-channel) mean and std of float inputs."""
+    inputs = _first_inputs(split, SCALE_SAMPLE)
+    if inputs is None or not inputs.is_floating_point() or inputs.dim() < 2 or len(inputs) < 2:
+        return None
+    values = inputs.float()
+    dims = [0, *range(2, values.dim())]
+    mean, std = values.mean(dim=dims), values.std(dim=dims)
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "max_abs": float(values.abs().max()),
+        "feature_mean_abs_max": float(mean.abs().max()),
+        "feature_std_max": float(std.max()),
+        "feature_std_min": float(std.min()),
+        "features": int(mean.numel()),
+    }
+
+
+def class_counts(split: Any) -> list[int] | None:
+    targets = getattr(split, "targets", None)
+    if targets is None or targets.is_floating_point() or targets.dim() != 1:
+        return None
+    return torch.bincount(targets.long().clamp_min(0)).tolist()
+
+
+def row_keys(split: Any) -> torch.Tensor | None:
+    """One number per row: its dot product with a fixed random vector (a fast fingerprint; equal
+    rows get equal or nearly equal keys, so callers confirm matches by comparing rows)."""
+    if not isinstance(split, Split) or len(split) > HASH_LIMIT or len(split) == 0:
+        return None
+    rows = split.inputs.reshape(len(split), -1)
+    generator = torch.Generator().manual_seed(20240601)  # private: global RNGs untouched
+    direction = torch.randn(rows.shape[1], generator=generator).to(rows.device)
+    # an elementwise product summed per row: the same row gives the same key in any chunk
+    keys = [(chunk.float() * direction).sum(dim=1) for chunk in rows.split(4096)]
+    return torch.cat(keys).double().cpu()
+
+
+def _copies(
+    rows: torch.Tensor, keys: torch.Tensor, train_rows: torch.Tensor, train_keys: torch.Tensor
+) -> list[int]:
+    """Indices of ``rows`` that equal some training row: near keys first, then exact checks."""
+    order = train_keys.argsort()
+    ordered = train_keys[order]
+    tolerance = 1e-6 * (keys.abs() + 1)
+    upper = torch.searchsorted(ordered, keys).clamp(max=len(ordered) - 1)
+    lower = (upper - 1).clamp(min=0)
+    copies = []
+    for neighbour in (lower, upper):
+        near = (ordered[neighbour] - keys).abs() <= tolerance
+        for index in near.nonzero().flatten().tolist():
+            if index not in copies and torch.equal(
+                rows[index], train_rows[order[neighbour[index]]]
+            ):
+                copies.append(index)
+    return sorted(copies)
+
+
+def duplicates_across_splits(bundle: DataBundle) -> dict[str, Any]:
+    """How many val/test rows are exact copies of training rows (train/test leakage)."""
+    train_keys = row_keys(bundle.train)
+    result: dict[str, Any] = {}
+    if train_keys is None:
+        return result
+    train_rows = bundle.train.inputs.reshape(len(bundle.train), -1)
+    for name in ("val", "test"):
+        split = getattr(bundle, name)
+        keys = row_keys(split) if split is not None else None
+        if keys is None:
+            continue
+        rows = split.inputs.reshape(len(split), -1)
+        copies = _copies(rows, keys, train_rows, train_keys)
+        result[name] = {"rows": len(keys), "in_train": len(copies), "first": copies[:10]}
+    return result
+
+
+def check_bundle(bundle: DataBundle) -> dict[str, Any]:
+    """The data facts the doctor needs, as a JSON-able record."""
+    return {
+        "dataset": bundle.info.name,
+        "task": bundle.info.task,
+        "normalized": bundle.info.normalization is not None,
+        "train_rows": len(bundle.train),
+        "scale": input_scale(bundle.train),
+        "class_counts": class_counts(bundle.train)
+        if bundle.info.task == "classification"
+        else None,
+        "class_names": bundle.info.class_names,
+        "duplicates": duplicates_across_splits(bundle),
+    }
+
+
+@torch.no_grad()
+def example_losses(model: nn.Module, split: Any, device: torch.device) -> dict[str, Any] | None:
+    """Per-example cross-entropy on the first training rows, in eval mode (label-noise check)."""
+    if not isinstance(split, Split) or split.targets.is_floating_point():
+        return None
+    inputs, targets = split.inputs[:EXAMPLE_SAMPLE], split.targets[:EXAMPLE_SAMPLE]
+    was_training = model.training
+    model.eval()
+    try:
+        logits = torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(512)])
+    finally:
+        model.train(was_training)
+    if logits.dim() != 2:
+        return None
+    losses = F.cross_entropy(logits, targets, reduction="none")
+    probabilities = logits.softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    wrong = predicted != targets
+    confident_wrong = wrong & (confidence > 0.6)
+    order = losses.argsort(descending=True)[:TOP_EXAMPLES]
+    return {
+        "count": len(targets),
+        "accuracy": float(1 - wrong.float().mean()),
+        "confidently_wrong": float(confident_wrong.float().mean()),
+        "median_loss": float(losses.median()),
+        "top": [
+            {
+                "index": int(i),
+                "label": int(targets[i]),
+                "predicted": int(predicted[i]),
+                "confidence": round(float(confidence[i]), 4),
+                "loss": round(float(losses[i]), 4),
+            }
+            for i in order
+        ],
+    }
+
+
+@torch.no_grad()
+def first_nonfinite_layer(model: nn.Module, data: Any, device: torch.device | None) -> str | None:
+    """The first leaf layer (in execution order) whose output has a NaN or an infinity on
+    ``data`` (a batch of inputs, or a split whose first rows are used)."""
+    inputs = data if isinstance(data, torch.Tensor) else _first_inputs(data, 64)
+    if inputs is None:
+        return None
+    found: list[str] = []
+
+    def hook_for(name: str) -> Any:
+        def check(module: nn.Module, arguments: Any, output: Any) -> None:
+            tensor = isinstance(output, torch.Tensor) and output.is_floating_point()
+            if not found and tensor and not torch.isfinite(output).all():
+                found.append(f"{name} ({type(module).__name__})")
+
+        return check
+
+    hooks = [
+        module.register_forward_hook(hook_for(name or "model"))
+        for name, module in model.named_modules()
+        if next(module.children(), None) is None
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        model(inputs if device is None else inputs.to(device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return found[0] if found else None

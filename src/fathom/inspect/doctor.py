@@ -1,0 +1,197 @@
+"""The doctor: rules that turn diagnostics records into diagnoses, each with evidence and a remedy.
+
+``diagnose_records(diagnostics, metrics, task)`` is pure (records in, diagnoses out) so a finished
+run can be diagnosed again from its files (``fathom doctor RUN``). Thresholds are deliberately
+conservative: a healthy run must get no diagnosis (the sabotage suite in the tests checks both).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fathom.inspect import rules
+
+if TYPE_CHECKING:
+    from fathom.data.bundle import DataBundle
+
+DIAGNOSIS_FILE = "diagnosis.json"
+
+
+@dataclass
+class Diagnosis:
+    """One problem: a stable ``key``, a title, the numbers behind it and what to change."""
+
+    key: str
+    title: str
+    evidence: str
+    remedy: str
+    overrides: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Facts:
+    """What the rules read, extracted once from the records."""
+
+    samples: list[dict[str, Any]]
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    data: dict[str, Any]
+    examples: dict[str, Any] | None
+    nonfinite: dict[str, Any] | None
+    task: str
+
+    @classmethod
+    def from_records(
+        cls, diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str
+    ) -> Facts:
+        def last(kind: str) -> dict[str, Any] | None:
+            found = [r for r in diagnostics if r.get("kind") == kind]
+            return found[-1] if found else None
+
+        return cls(
+            samples=[r for r in diagnostics if r.get("kind") == "sample"],
+            train=[r for r in metrics if r.get("kind") == "train"],
+            val=[r for r in metrics if r.get("kind") == "val"],
+            data=last("data") or {},
+            examples=last("examples"),
+            nonfinite=last("nonfinite"),
+            task=task,
+        )
+
+    def series(self, records: list[dict[str, Any]], key: str) -> list[float]:
+        return [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
+
+    def layer_values(self, key: str, samples: list[dict[str, Any]] | None = None) -> dict:
+        """``{layer: [value per sample]}`` for one statistic, layers in execution order."""
+        values: dict[str, list[float]] = {}
+        for sample in self.samples if samples is None else samples:
+            for name, stats in sample.get("layers", {}).items():
+                if isinstance(stats.get(key), (int, float)):
+                    values.setdefault(name, []).append(float(stats[key]))
+        return values
+
+    def late_samples(self) -> list[dict[str, Any]]:
+        return self.samples[len(self.samples) // 2 :]
+
+    def median_update_ratio(self) -> float | None:
+        medians = []
+        for sample in self.samples[:10]:
+            ratios = [
+                float(stats["update_ratio"])
+                for stats in sample.get("layers", {}).values()
+                if isinstance(stats.get("update_ratio"), (int, float))
+            ]
+            if ratios:
+                medians.append(statistics.median(ratios))
+        return statistics.median(medians) if medians else None
+
+    def largest_update_ratio(self) -> float | None:
+        """The largest per-sample median update-to-weight ratio of the first samples."""
+        medians = []
+        for sample in self.samples[:10]:
+            ratios = [
+                float(stats["update_ratio"])
+                for stats in sample.get("layers", {}).values()
+                if isinstance(stats.get("update_ratio"), (int, float))
+            ]
+            if ratios:
+                medians.append(statistics.median(ratios))
+        return max(medians) if medians else None
+
+    def learning_rate(self) -> float | None:
+        rates = self.series(self.train, "lr")
+        return max(rates) if rates else None
+
+
+def diagnose_records(
+    diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str = "classification"
+) -> list[Diagnosis]:
+    """Every rule that fires, in a fixed order; later rules may defer to earlier findings."""
+    facts = Facts.from_records(diagnostics, metrics, task)
+    found: list[Diagnosis] = []
+    for rule in rules.RULES:
+        result = rule(facts, {d.key for d in found})
+        if result is not None:
+            found.append(Diagnosis(**result))
+    return found
+
+
+def format_diagnoses(diagnoses: list[Diagnosis]) -> str:
+    """The doctor's text for the terminal."""
+    if not diagnoses:
+        return "doctor: no problems found"
+    count = len(diagnoses)
+    lines = [f"doctor: {count} problem{'s' if count > 1 else ''} found"]
+    for diagnosis in diagnoses:
+        lines.append(f"  - {diagnosis.title} [{diagnosis.key}]")
+        lines.append(f"      evidence: {diagnosis.evidence}")
+        lines.append(f"      remedy:   {diagnosis.remedy}")
+        if diagnosis.overrides:
+            lines.append(f"      try:      {' '.join(diagnosis.overrides)}")
+    return "\n".join(lines)
+
+
+def save_diagnosis(
+    run_dir: Path, diagnoses: list[Diagnosis], diagnostics: list[dict[str, Any]]
+) -> None:
+    """RUN/diagnosis.json, the diagnostics plots and the report section."""
+    from fathom.inspect.plots import plot_diagnostics
+    from fathom.io import atomic_write_json
+    from fathom.report import save_section
+
+    atomic_write_json(
+        Path(run_dir) / DIAGNOSIS_FILE, {"diagnoses": [d.to_dict() for d in diagnoses]}
+    )
+    images = plot_diagnostics(diagnostics, Path(run_dir) / "plots")
+    relative = [f"plots/{path.name}" for path in images]
+    text = (
+        "No problems found in the training statistics."
+        if not diagnoses
+        else "Problems the doctor found, with the evidence and a remedy for each."
+    )
+    save_section(
+        run_dir, "diagnosis", "Diagnosis (the doctor)", text=text,
+        headers=["Problem", "Evidence", "Remedy"] if diagnoses else (),
+        rows=[[d.title, d.evidence, d.remedy + (f" ({' '.join(d.overrides)})" if d.overrides else "")] for d in diagnoses],
+        images=relative,
+    )  # fmt: skip
+
+
+def read_diagnosis(run_dir: Path) -> list[Diagnosis] | None:
+    from fathom.report.plots import read_json
+
+    saved = read_json(Path(run_dir) / DIAGNOSIS_FILE)
+    if not isinstance(saved, dict):
+        return None
+    return [Diagnosis(**item) for item in saved.get("diagnoses", [])]
+
+
+def diagnose_run(
+    run_dir: Path, load_bundle: Callable[[], DataBundle] | None = None
+) -> list[Diagnosis]:
+    """Diagnose a finished run again from its files (``fathom doctor RUN``).
+
+    When the run recorded no data checks and ``load_bundle`` can load its dataset, the data
+    checks are computed now. The result is saved back to RUN/diagnosis.json.
+    """
+    from fathom.inspect.datachecks import check_bundle
+    from fathom.inspect.diagnostics import read_records
+    from fathom.report.plots import read_json, read_metrics
+
+    run_dir = Path(run_dir)
+    records = read_records(run_dir)
+    task = str((read_json(run_dir / "run.json") or {}).get("task") or "classification")
+    if load_bundle is not None and not any(r.get("kind") == "data" for r in records):
+        with contextlib.suppress(Exception):  # the dataset may be gone: diagnose without it
+            records.append({"kind": "data", "step": 0, **check_bundle(load_bundle())})
+    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), task)
+    save_diagnosis(run_dir, diagnoses, records)
+    return diagnoses

@@ -1,0 +1,200 @@
+"""Planted faults: small runs on the digits data that break training in a known way.
+
+Each ``Fault`` builds a (model, bundle, overrides) triple whose run the doctor must diagnose with
+``expected``; ``remedy`` (when one can be applied automatically) repairs the same broken setup the
+way the diagnosis says (re-initialise, normalise the inputs, change the learning rate). The tests
+and ``bench/sabotage.py`` both use this catalogue.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from fathom.data.bundle import DataBundle, Split
+from fathom.data.splits import apply_normalization
+from fathom.models import create
+from fathom.models.init import initialize
+
+BASE_OVERRIDES = [
+    "train.epochs=8",
+    "data.batch_size=64",
+    "optim.name=adamw",
+    "optim.lr=0.002",
+    "schedule.name=constant",
+    "train.threads=1",
+]
+
+
+@dataclass
+class Setup:
+    model: nn.Module
+    bundle: DataBundle
+    overrides: list[str]
+
+
+@dataclass
+class Fault:
+    name: str
+    description: str
+    expected: str | None  # the diagnosis key the doctor must give (None: a healthy run)
+    build: Callable[[DataBundle], Setup]
+    remedy: Callable[[Setup], Setup] | None = None
+
+
+def mlp(
+    bundle: DataBundle, hidden: list[int], activation: str = "relu", seed: int = 0
+) -> nn.Module:
+    torch.manual_seed(seed)
+    features = int(torch.tensor(bundle.info.input_shape).prod())
+    return create("mlp", in_features=features, num_classes=10, hidden=hidden, activation=activation)
+
+
+def _scale_weights(model: nn.Module, factor: float) -> nn.Module:
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.mul_(factor)
+    return model
+
+
+def _with_train(bundle: DataBundle, inputs: torch.Tensor, targets: torch.Tensor) -> DataBundle:
+    return DataBundle(copy.deepcopy(bundle.info), Split(inputs, targets), bundle.val, bundle.test)
+
+
+def healthy(bundle: DataBundle) -> Setup:
+    return Setup(mlp(bundle, [64, 64]), bundle, [])
+
+
+def vanishing(bundle: DataBundle) -> Setup:
+    """20 sigmoid layers with weights at half the default scale."""
+    return Setup(_scale_weights(mlp(bundle, [32] * 20, "sigmoid"), 0.5), bundle, [])
+
+
+def exploding(bundle: DataBundle) -> Setup:
+    """8 ReLU layers with weights four times the default scale."""
+    return Setup(_scale_weights(mlp(bundle, [64] * 8), 4.0), bundle, [])
+
+
+def dead_relus(bundle: DataBundle) -> Setup:
+    model = mlp(bundle, [64, 64])
+    with torch.no_grad():
+        for module in model.features.modules():
+            if isinstance(module, nn.Linear):
+                module.bias.fill_(-10.0)
+    return Setup(model, bundle, [])
+
+
+def saturated(bundle: DataBundle) -> Setup:
+    return Setup(_scale_weights(mlp(bundle, [64, 64], "tanh"), 8.0), bundle, [])
+
+
+def lr_high(bundle: DataBundle) -> Setup:
+    return Setup(mlp(bundle, [64, 64]), bundle, ["optim.lr=2.0"])
+
+
+def lr_low(bundle: DataBundle) -> Setup:
+    return Setup(mlp(bundle, [64, 64]), bundle, ["optim.lr=2e-6"])
+
+
+def overfit(bundle: DataBundle) -> Setup:
+    """A 512x512 MLP on 5 training rows per class (balanced), trained long."""
+    targets = bundle.train.targets
+    rows = torch.cat([(targets == label).nonzero().flatten()[:5] for label in range(10)])
+    small = _with_train(bundle, bundle.train.inputs[rows], targets[rows])
+    return Setup(mlp(bundle, [512, 512]), small, ["train.epochs=60", "optim.lr=0.003"])
+
+
+def underfit(bundle: DataBundle) -> Setup:
+    return Setup(mlp(bundle, [1], "gelu"), bundle, [])
+
+
+def unnormalised(bundle: DataBundle) -> Setup:
+    scaled = copy.deepcopy(bundle)
+    scaled.info.normalization = None
+    for split in scaled.splits().values():
+        split.inputs = split.inputs * 1000.0 + 5000.0
+    return Setup(mlp(bundle, [64, 64]), scaled, [])
+
+
+def imbalanced(bundle: DataBundle) -> Setup:
+    targets = bundle.train.targets
+    rare = (targets == 0).nonzero().flatten()
+    keep_rare = rare[: max(1, int(0.02 * len(targets) / 0.98 * 1))]
+    keep = torch.cat([(targets != 0).nonzero().flatten(), keep_rare]).sort().values
+    return Setup(
+        mlp(bundle, [64, 64]),
+        _with_train(bundle, bundle.train.inputs[keep], targets[keep]),
+        [],
+    )
+
+
+def noisy_labels(bundle: DataBundle) -> Setup:
+    targets = bundle.train.targets.clone()
+    generator = torch.Generator().manual_seed(0)
+    chosen = torch.randperm(len(targets), generator=generator)[: int(0.3 * len(targets))]
+    targets[chosen] = targets[chosen][torch.randperm(len(chosen), generator=generator)]
+    return Setup(mlp(bundle, [64, 64]), _with_train(bundle, bundle.train.inputs, targets), [])
+
+
+def leaked(bundle: DataBundle) -> Setup:
+    inputs = torch.cat([bundle.train.inputs, bundle.test.inputs])
+    targets = torch.cat([bundle.train.targets, bundle.test.targets])
+    return Setup(mlp(bundle, [64, 64]), _with_train(bundle, inputs, targets), [])
+
+
+def non_finite(bundle: DataBundle) -> Setup:
+    """A second layer whose weights overflow float32 in the forward pass."""
+    model = mlp(bundle, [64, 64])
+    with torch.no_grad():
+        model.features[2][0].weight[0].fill_(3e38)
+    return Setup(model, bundle, [])
+
+
+# ------------------------------------------------------------------ automatic remedies
+def reinitialise(setup: Setup) -> Setup:
+    return Setup(initialize(setup.model, "kaiming_normal"), setup.bundle, setup.overrides)
+
+
+def normalise_inputs(setup: Setup) -> Setup:
+    bundle = copy.deepcopy(setup.bundle)
+    apply_normalization(bundle)
+    return Setup(setup.model, bundle, setup.overrides)
+
+
+def learning_rate(value: float) -> Callable[[Setup], Setup]:
+    def change(setup: Setup) -> Setup:
+        return Setup(setup.model, setup.bundle, [*setup.overrides, f"optim.lr={value}"])
+
+    return change
+
+
+FAULTS: list[Fault] = [
+    Fault("healthy", "2x64 ReLU MLP, AdamW lr 2e-3", None, healthy),
+    Fault("vanishing_gradients", "20-layer sigmoid MLP, weights x0.5", "vanishing_gradients", vanishing),
+    Fault("exploding_gradients", "8-layer ReLU MLP, weights x4", "exploding_gradients", exploding, reinitialise),
+    Fault("dead_relus", "ReLU biases set to -10", "dead_relus", dead_relus, reinitialise),
+    Fault("saturated_activations", "tanh MLP, weights x8", "saturated_activations", saturated, reinitialise),
+    Fault("lr_too_high", "learning rate x1000 (2.0)", "lr_too_high", lr_high, learning_rate(0.002)),
+    Fault("lr_too_low", "learning rate /1000 (2e-6)", "lr_too_low", lr_low, learning_rate(0.002)),
+    Fault("overfitting", "512x512 MLP on 50 rows (5 per class), 60 epochs", "overfitting", overfit),
+    Fault("underfitting", "MLP with a 1-unit GELU hidden layer", "underfitting", underfit),
+    Fault("unnormalised_inputs", "features x1000 + 5000, normalisation off", "unnormalised_inputs", unnormalised, normalise_inputs),
+    Fault("class_imbalance", "class 0 cut to 2% of the training set", "class_imbalance", imbalanced),
+    Fault("label_noise", "30% of training labels shuffled", "label_noise", noisy_labels),
+    Fault("leakage", "test rows copied into the training set", "leakage", leaked),
+    Fault("non_finite", "a row of the second layer set to 3e38 (overflow)", "non_finite", non_finite, reinitialise),
+]  # fmt: skip
+
+
+def by_name(name: str) -> Fault:
+    return next(fault for fault in FAULTS if fault.name == name)
+
+
+def describe(setup: Setup) -> dict[str, Any]:
+    return {"rows": len(setup.bundle.train), "overrides": setup.overrides}

@@ -1,0 +1,107 @@
+"""The LR finder: a sensible suggestion, and nothing it touched is left changed."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+import fathom
+from fathom.cli import main
+from fathom.config import OptimConfig, TrainConfig
+from fathom.data.loader import TensorLoader
+from fathom.engine import Trainer
+from fathom.errors import ConfigError
+from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+from fathom.tasks.classification import Classification
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only contend on a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sweep_restores_model_optimizer_loader_and_rng(blobs, tmp_path, one_thread):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 3)
+    )
+    loader = TensorLoader(blobs.train, 16, shuffle=True, seed=0)
+    trainer = Trainer(
+        model,
+        Classification(3),
+        loader,
+        train=TrainConfig(epochs=1),
+        optim=OptimConfig(name="adam", lr=0.01),
+    )
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    optimizer_before = json.dumps(trainer.optimizers["main"].state_dict()["param_groups"])
+    loader_before = loader.state_dict()
+    rng = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    result = find_lr(trainer, steps=60)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key  # bitwise unchanged, BN statistics included
+    assert json.dumps(trainer.optimizers["main"].state_dict()["param_groups"]) == optimizer_before
+    assert not trainer.optimizers["main"].state  # no Adam moments left behind
+    assert loader.state_dict() == loader_before
+    assert torch.equal(torch.get_rng_state(), rng[0]) and (np.random.get_state()[1] == rng[1]).all()
+    assert random.getstate() == rng[2]
+    assert 1e-5 < result.suggestion < 1.0 and result.suggestion == result.minimum / 10
+    assert result.smoothed[0] > min(result.smoothed)  # the sweep found a falling loss
+    assert plot_lr_finder(result, tmp_path / "lr.png").stat().st_size > 1000
+
+
+def test_multi_optimizer_tasks_are_refused(blobs):
+    class TwoPhase(Classification):
+        def optimizer_groups(self, model):
+            return {"a": model[0].parameters(), "b": model[1].parameters()}
+
+    model = nn.Sequential(nn.Linear(6, 3), nn.Linear(3, 3))
+    trainer = Trainer(
+        model, TwoPhase(3), TensorLoader(blobs.train, 16), train=TrainConfig(epochs=1)
+    )
+    with pytest.raises(ConfigError, match="single-optimizer"):
+        find_lr(trainer)
+
+
+@pytest.mark.slow
+def test_auto_learning_rate_in_fit_and_the_cli(tmp_path, capsys, one_thread):
+    options = [
+        "model.hidden=[32]",
+        "train.epochs=1",
+        "schedule.name=constant",
+        "data.batch_size=64",
+    ]
+    run = fathom.fit(
+        "mlp", "digits", lr="auto", overrides=options, run_dir=tmp_path, progress="none"
+    )
+    chosen = yaml.safe_load((run.path / "config.yaml").read_text())["optim"]["lr"]
+    assert isinstance(chosen, float) and chosen == run.summary["lr_finder"]["suggestion"]
+    assert (run.path / "plots" / "lr_finder.png").exists()
+    assert (
+        main(
+            [
+                "lr-find",
+                "digits",
+                "--model",
+                "mlp",
+                "--steps",
+                "40",
+                "--output",
+                str(tmp_path / "f.png"),
+                *options,
+            ]
+        )
+        == 0
+    )
+    assert "suggested learning rate" in capsys.readouterr().out and (tmp_path / "f.png").exists()
+    with pytest.raises(ConfigError, match="optim.lr"):
+        fathom.api.resolve_config(overrides=["optim.lr=fast"])
