@@ -103,6 +103,7 @@ class TrainConfig(Section):
     checkpoint_every_steps: int = Field(0, ge=0)
     log_every_steps: int = Field(50, gt=0)
     max_steps: int | None = Field(None, gt=0)
+    max_seconds: float | None = Field(None, gt=0.0)  # a wall-clock budget for training steps
 
 
 class RunConfig(Section):

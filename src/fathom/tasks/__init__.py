@@ -21,6 +21,11 @@ TASKS.register(
     "fathom.tasks.regression:Regression",
     description="mean squared error; MAE, RMSE, R²",
 )
+TASKS.register(
+    "language_model",
+    "fathom.tasks.language_model:LanguageModel",
+    description="next-token cross-entropy; perplexity, bits per character; text generation",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:
