@@ -140,10 +140,10 @@ def train_command(args: argparse.Namespace) -> int:
             config = load_yaml(path)
         elif path.is_dir():
             config = {"data": {"name": "folder", "path": str(path)}}
-        elif target.endswith(".csv"):
+        elif target.endswith((".csv", ".tsv")):
             if not path.is_file():
                 raise FathomError(f"CSV file not found: {path}")
-            config = {"data": {"name": "csv", "path": str(path)}}
+            config = {"data": {"name": table_dataset(target, overrides), "path": str(path)}}
         else:
             dataset = target
     flags = {
@@ -162,6 +162,15 @@ def train_command(args: argparse.Namespace) -> int:
     run = fit(args.model, dataset, config=config, overrides=[*flag_overrides, *overrides])
     print_summary(run)
     return 0
+
+
+def table_dataset(target: str, overrides: list[str]) -> str:
+    """``text_csv`` when a text column is named (data.text_column=...), else the ``csv`` table."""
+    if any(item.startswith("data.text_column=") for item in overrides):
+        return "text_csv"
+    if target.endswith(".tsv"):
+        overrides.append("data.delimiter=\t")
+    return "csv"
 
 
 def print_summary(run: Any) -> None:

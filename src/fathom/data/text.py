@@ -89,7 +89,7 @@ def read_sentiment(root: Path, sources: Sequence[str]) -> tuple[list[str], list[
                 f"{file} not found; put the UCI 'sentiment labelled sentences' files in "
                 f"{root / SENTIMENT_FOLDER} (or point --data-dir / FATHOM_DATA_DIR at a copy)"
             )
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(file.read_text(encoding="utf-8").split("\n"), 1):
             if not line.strip():
                 continue
             text, _, label = line.rpartition("\t")
@@ -123,7 +123,7 @@ def sentiment(
 
 
 def read_text_table(
-    file: Path, text_column: str, target: str, delimiter: str
+    file: Path, text_column: str, target: str, delimiter: str, minimum_rows: int = 3
 ) -> tuple[list[str], list[str]]:
     """Texts and label strings from a CSV/TSV file with a header row; one-line errors."""
     if not file.is_file():
@@ -155,8 +155,8 @@ def read_text_table(
                 raise DataError(f"{file} line {line}: empty label in column '{target}'")
             texts.append(row[text_index])
             labels.append(row[target_index].strip())
-    if len(texts) < 3:
-        raise DataError(f"{file}: {len(texts)} rows; need at least 3 to split train/val/test")
+    if len(texts) < minimum_rows:
+        raise DataError(f"{file}: {len(texts)} rows; need at least {minimum_rows}")
     return texts, labels
 
 
@@ -206,3 +206,26 @@ def _natural_key(label: str) -> tuple[int, float | str]:
         return (0, float(label))
     except ValueError:
         return (1, label)
+
+
+def read_text_inputs(path: Path, info: DataInfo) -> torch.Tensor:
+    """Texts to classify: a .txt file (one text per line) or a CSV/TSV with the training text
+    column; encoded with the run's tokenizer and padded to its ``max_length``: [N, max_length]."""
+    from fathom.data.tokenizers import tokenizer_from_dict
+
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        column = info.extra.get("text_column", "text")
+        texts, _ = read_text_table(path, column, column, "\t" if suffix == ".tsv" else ",", 1)
+    elif suffix == ".txt":
+        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        raise DataError(f"{path}: a text model reads .txt (one text per line), .csv or .tsv")
+    if not texts:
+        raise DataError(f"{path}: no text to classify (the file is empty)")
+    tokenizer = tokenizer_from_dict(info.extra["tokenizer"])
+    max_length = int(info.extra.get("max_length", 128))
+    encoded = encode_texts(tokenizer, texts, max_length)
+    padded = torch.zeros(len(texts), max_length, dtype=torch.long)
+    padded[:, : encoded.shape[1]] = encoded
+    return padded

@@ -7,6 +7,8 @@ is primed again from the last half context (a sliding window).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -68,11 +70,13 @@ class GPT(nn.Module):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        suppress: Sequence[int] = (),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Continue ``prompt`` [B, T] by ``max_tokens`` tokens: (all tokens, logits of each step).
 
         ``temperature=0`` is greedy decoding. Without the cache each step re-reads the last
-        ``context`` tokens (the reference the cached path is tested against).
+        ``context`` tokens (the reference the cached path is tested against). Token ids in
+        ``suppress`` (e.g. padding and other special tokens) are never sampled.
         """
         check_sampling(temperature, top_k, top_p)
         if prompt.shape[1] < 1:
@@ -91,6 +95,10 @@ class GPT(nn.Module):
                     pending = tokens[:, -max(1, self.context // 2) :]
                 logits = self(pending, caches)[:, -1]
             step_logits.append(logits)
+            if suppress:
+                logits = logits.index_fill(
+                    -1, torch.tensor(list(suppress), device=logits.device), float("-inf")
+                )
             following = sample_next(logits, temperature, top_k, top_p, generator)
             tokens = torch.cat((tokens, following), dim=1)
             pending = following

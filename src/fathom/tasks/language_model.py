@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fathom.data.bundle import DataInfo
-from fathom.data.tokenizers import PAD_ID, Tokenizer, tokenizer_from_dict
+from fathom.data.tokenizers import PAD_ID, SPECIAL_TOKENS, Tokenizer, tokenizer_from_dict
 from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
@@ -164,7 +164,7 @@ class LanguageModel(Task):
         model.eval()
         tokens, _ = model.generate(
             prompt_ids, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-            generator=generator,
+            generator=generator, suppress=range(len(SPECIAL_TOKENS)),
         )  # fmt: skip
         model.train(was_training)
         new_ids = tokens[0, prompt_ids.shape[1] :].tolist()
