@@ -139,10 +139,13 @@ def nanogpt_reference(text: str, iterations: int, seed: int) -> dict[str, Any]:
     training_seconds += time.perf_counter() - started
     model.eval()
     with torch.no_grad():
-        estimate = sum(
-            float(F.cross_entropy(model(x).view(-1, len(chars)), y.view(-1)))
-            for x, y in (get_batch(val) for _ in range(20))
-        ) / 20
+        estimate = (
+            sum(
+                float(F.cross_entropy(model(x).view(-1, len(chars)), y.view(-1)))
+                for x, y in (get_batch(val) for _ in range(20))
+            )
+            / 20
+        )
     return {
         "seconds": round(training_seconds, 2),
         "iterations": iterations,
@@ -164,7 +167,13 @@ def full_val_loss(model: nn.Module, ids: torch.Tensor, context: int, every: int 
     total = 0.0
     for start in range(0, len(inputs), 256):
         logits = model(inputs[start : start + 256]).float()
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[start : start + 256].reshape(-1), reduction="sum"))
+        total += float(
+            F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                targets[start : start + 256].reshape(-1),
+                reduction="sum",
+            )
+        )
     model.train(was_training)
     return round(total / targets.numel(), 4)
 
@@ -193,7 +202,10 @@ class TimeBudget(Callback):
         if trainer.state.step % self.curve_every == 0:
             loss = self.subset_loss(trainer.model)
             self.curve.append((round(self.training_seconds, 2), trainer.state.step, loss))
-            print(f"  {self.training_seconds:7.1f}s step {trainer.state.step:5d} val~{loss:.4f}", flush=True)
+            print(
+                f"  {self.training_seconds:7.1f}s step {trainer.state.step:5d} val~{loss:.4f}",
+                flush=True,
+            )
             self.started = time.perf_counter()
         if self.training_seconds >= self.seconds:
             raise StopTraining(f"time budget of {self.seconds:.1f}s reached")
@@ -278,6 +290,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--best-seconds", type=float, default=300.0)
     parser.add_argument("--skip-best", action="store_true")
+    parser.add_argument(
+        "--best-overrides", nargs="*", default=[], help="overrides of the recipe for (c)"
+    )
     args = parser.parse_args()
     machine = start_run(args.threads)
     text = (DATA_DIR / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
@@ -285,20 +300,25 @@ def main() -> None:
     meter.start()
     iterations = 40 if args.quick else 2000
     reference = nanogpt_reference(text, iterations, seed=0)
-    print(f"(a) nanoGPT: {reference['seconds']:.1f}s, val loss {reference['val_loss']} "
-          f"(its 20-batch estimate {reference['val_loss_nanogpt_estimate']})", flush=True)
+    print(
+        f"(a) nanoGPT: {reference['seconds']:.1f}s, val loss {reference['val_loss']} "
+        f"(its 20-batch estimate {reference['val_loss_nanogpt_estimate']})",
+        flush=True,
+    )
     quick = ["data.max_chars=100000"] if args.quick else []
     same_time = fathom_budgeted(reference["seconds"], quick, "(b) fathom recipe")
-    print(f"(b) fathom at T={reference['seconds']:.1f}s: val loss {same_time['val_loss']}", flush=True)
+    print(
+        f"(b) fathom at T={reference['seconds']:.1f}s: val loss {same_time['val_loss']}", flush=True
+    )
     record: dict[str, Any] = {
         "machine": machine, "threads": args.threads, "quick": args.quick,
-        "nanogpt": reference, "fathom_same_time": same_time,
+        "nanogpt": reference, "fathom_same_time": same_time, "recipe": fathom.recipes.get("tinyshakespeare"),
         "goal": "fathom val loss <= 1.70 at nanoGPT's wall time",
         "met": same_time["val_loss"] <= 1.70,
     }  # fmt: skip
     if not args.skip_best:
         seconds = 10.0 if args.quick else args.best_seconds
-        best = ["model.dim=192", "model.depth=6", "model.heads=6", "optim.lr=2e-3", *quick]
+        best = [*args.best_overrides, *quick]
         record["fathom_best"] = fathom_budgeted(seconds, best, "(c) fathom best")
         print(f"(c) fathom in {seconds:.0f}s: val loss {record['fathom_best']['val_loss']}")
     if torch.cuda.is_available():

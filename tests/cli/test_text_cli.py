@@ -34,7 +34,9 @@ def test_char_lm_trains_and_reports(char_lm_run) -> None:
     record = json.loads((char_lm_run / "run.json").read_text())
     assert record["status"] == "completed" and record["task"] == "language_model"
     assert record["test"]["loss"] < 3.0  # uniform over 69 tokens is 4.23
-    assert record["test"]["bits_per_character"] == pytest.approx(record["test"]["loss"] / 0.6931, rel=1e-3)
+    assert record["test"]["bits_per_character"] == pytest.approx(
+        record["test"]["loss"] / 0.6931, rel=1e-3
+    )
     samples = json.loads((char_lm_run / "sections" / "text_samples.json").read_text())
     assert samples["rows"] and (char_lm_run / "plots" / "attention.png").is_file()
     report = (char_lm_run / "report.html").read_text()
@@ -78,7 +80,9 @@ def test_text_csv_train_and_predict(tmp_path, capsys) -> None:
     rows = ["review,label"]
     for index in range(120):
         good = index % 2 == 0
-        rows.append(f"{'a great and lovely' if good else 'an awful and boring'} film {index},{'pos' if good else 'neg'}")
+        rows.append(
+            f"{'a great and lovely' if good else 'an awful and boring'} film {index},{'pos' if good else 'neg'}"
+        )
     (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
     code = main([
         "train", str(tmp_path / "reviews.csv"), "data.text_column=review", "data.target=label",

@@ -9,6 +9,7 @@ import torch
 
 import fathom
 from fathom.data.language import language_model_bundle
+from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
 from fathom.tasks import create_for_data
 from fathom.tasks.language_model import LanguageModelMetrics
@@ -69,3 +70,33 @@ def test_generation_refuses_bad_prompts_in_one_line(tmp_path) -> None:
         len(result["text"]) == 7 and (tmp_path / "sample-seed3.txt").read_text() == result["text"]
     )
     assert result == task.generate(model, bundle.info, tmp_path, prompt="ab", max_tokens=5, seed=3)
+
+
+class InterruptAt(Callback):
+    order = 200  # after the checkpointer has saved this step
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def batch_end(self, trainer) -> None:
+        if trainer.state.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resuming_mid_epoch_gives_the_same_weights(tmp_path) -> None:
+    bundle = language_model_bundle(
+        "toy", SHORT_TEXT * 6, context=16, stride=3, tokenizer="char", vocab_size=0
+    )
+    settings = {
+        "epochs": 2, "batch_size": 16, "progress": "none",
+        "overrides": ["train.checkpoint_every_steps=5", "task.sample_tokens=0", "model.dim=16",
+                      "model.heads=2", "model.depth=1", "model.context=16", "model.dropout=0.1"],
+    }  # fmt: skip
+    whole = fathom.fit("gpt", bundle, run_dir=tmp_path / "whole", **settings)
+    with pytest.raises(KeyboardInterrupt):
+        fathom.fit("gpt", bundle, run_dir=tmp_path / "cut", callbacks=[InterruptAt(10)], **settings)
+    (cut,) = list((tmp_path / "cut").iterdir())
+    resumed = fathom.resume(cut, data=bundle)
+    assert resumed.summary["steps"] == whole.summary["steps"] > 10
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
