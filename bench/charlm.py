@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR, LoadMeter, add_common_arguments, start_run, write_record  # noqa: E402
-
 import fathom  # noqa: E402
+from common import DATA_DIR, LoadMeter, add_common_arguments, start_run, write_record  # noqa: E402
 from fathom.engine.callbacks import Callback, StopTraining  # noqa: E402
 
 H100_BF16_PEAK_FLOPS = 989e12
