@@ -143,7 +143,7 @@ def train_command(args: argparse.Namespace) -> int:
         elif target.endswith((".csv", ".tsv")):
             if not path.is_file():
                 raise FathomError(f"CSV file not found: {path}")
-            config = {"data": {"name": table_dataset(target, overrides), "path": str(path)}}
+            config = {"data": {**table_dataset(target, overrides), "path": str(path)}}
         else:
             dataset = target
     flags = {
@@ -164,13 +164,11 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def table_dataset(target: str, overrides: list[str]) -> str:
+def table_dataset(target: str, overrides: list[str]) -> dict[str, str]:
     """``text_csv`` when a text column is named (data.text_column=...), else the ``csv`` table."""
     if any(item.startswith("data.text_column=") for item in overrides):
-        return "text_csv"
-    if target.endswith(".tsv"):
-        overrides.append("data.delimiter=\t")
-    return "csv"
+        return {"name": "text_csv"}
+    return {"name": "csv", "delimiter": "\t"} if target.endswith(".tsv") else {"name": "csv"}
 
 
 def print_summary(run: Any) -> None:

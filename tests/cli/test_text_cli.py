@@ -97,3 +97,12 @@ def test_text_csv_train_and_predict(tmp_path, capsys) -> None:
     assert main(["predict", str(run), str(tmp_path / "new.txt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split(": ")[1].startswith("pos") and lines[1].split(": ")[1].startswith("neg")
+
+
+def test_a_named_text_column_routes_a_table_to_text_csv() -> None:
+    from fathom.cli import table_dataset
+
+    assert table_dataset("reviews.csv", ["data.text_column=review"]) == {"name": "text_csv"}
+    assert table_dataset("reviews.tsv", ["data.text_column=review"]) == {"name": "text_csv"}
+    assert table_dataset("table.tsv", ["data.target=y"]) == {"name": "csv", "delimiter": "\t"}
+    assert table_dataset("table.csv", []) == {"name": "csv"}
