@@ -180,10 +180,10 @@ def train_target(items: list[str]) -> tuple[dict[str, Any], str | None, list[str
             config = load_yaml(path)
         elif path.is_dir():
             config = {"data": {"name": "folder", "path": str(path)}}
-        elif target.endswith(".csv"):
+        elif target.endswith((".csv", ".tsv")):
             if not path.is_file():
                 raise FathomError(f"CSV file not found: {path}")
-            config = {"data": {"name": "csv", "path": str(path)}}
+            config = {"data": {**table_dataset(target, overrides), "path": str(path)}}
         else:
             dataset = target
     return config, dataset, overrides
@@ -218,6 +218,13 @@ def print_saved_diagnosis(run_dir: Path) -> None:
     diagnoses = read_diagnosis(run_dir)
     if diagnoses is not None:
         print(format_diagnoses(diagnoses))
+
+
+def table_dataset(target: str, overrides: list[str]) -> dict[str, str]:
+    """``text_csv`` when a text column is named (data.text_column=...), else the ``csv`` table."""
+    if any(item.startswith("data.text_column=") for item in overrides):
+        return {"name": "text_csv"}
+    return {"name": "csv", "delimiter": "\t"} if target.endswith(".tsv") else {"name": "csv"}
 
 
 def print_summary(run: Any) -> None:

@@ -104,6 +104,7 @@ class TrainConfig(Section):
     log_every_steps: int = Field(50, gt=0)
     max_steps: int | None = Field(None, gt=0)
     diagnostics: bool = True
+    max_seconds: float | None = Field(None, gt=0.0)  # a wall-clock budget for training steps
 
 
 class RunConfig(Section):

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fathom.config import accepted_keywords
 from fathom.data.bundle import DataBundle, DataInfo, LazySplit, Split
 from fathom.data.loader import StreamingLoader, TensorLoader, make_loader
 from fathom.data.splits import finalize
@@ -58,6 +59,21 @@ DATASETS.register(
     "fathom.data.tabular:csv_table",
     description="your table: a CSV file with a target column (data.path=..., data.target=...)",
 )
+DATASETS.register(
+    "text_csv",
+    "fathom.data.text:text_csv",
+    description="your texts: CSV/TSV with a text and a label column (data.text_column=...)",
+)
+DATASETS.register(
+    "sentiment",
+    "fathom.data.text:sentiment",
+    description="UCI sentiment labelled sentences (amazon, imdb, yelp), 2 classes",
+)
+DATASETS.register(
+    "tinyshakespeare",
+    "fathom.data.language:tinyshakespeare",
+    description="Tiny Shakespeare, 1.1M characters: language modelling (char or BPE)",
+)
 
 
 def default_data_dir() -> Path:
@@ -85,6 +101,10 @@ def load(
     ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    # Datasets that split themselves (to fit a tokenizer on training text only) take the split.
+    splitting = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
+    accepted = accepted_keywords(DATASETS.get(name))
+    options.update({key: value for key, value in splitting.items() if key in accepted})
     bundle = DATASETS.create(name, root=root, download=download, **options)
     return finalize(
         bundle,

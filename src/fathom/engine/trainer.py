@@ -68,9 +68,10 @@ class Trainer:
             name: build_optimizer(params, optim or OptimConfig()) for name, params in groups.items()
         }
         updates_per_epoch = math.ceil(len(train_loader) / self.accumulate)
-        self.schedule = Schedule(
-            schedule or ScheduleConfig(), updates_per_epoch, updates_per_epoch * self.epochs
-        )
+        total_updates = updates_per_epoch * self.epochs
+        if self.config.max_steps:  # schedules (cosine, one-cycle) end where training ends
+            total_updates = min(total_updates, math.ceil(self.config.max_steps / self.accumulate))
+        self.schedule = Schedule(schedule or ScheduleConfig(), updates_per_epoch, total_updates)
         self.ema = ModelEMA(self.model, self.config.ema_decay) if self.config.ema_decay else None
         self.last_evaluation: dict[str, Any] = {}
         self.last_details: dict[str, Any] = {}
@@ -79,11 +80,13 @@ class Trainer:
         self._clock = time.perf_counter()
         self._logged_samples = 0
         self._checked = False
+        self._fit_started = time.perf_counter()
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
         """Train until ``epochs`` are done, a callback stops training, or ``max_steps`` is reached."""
         self._apply_schedule()
+        self._fit_started = time.perf_counter()
         self.fire("fit_start")
         try:
             while self.state.epoch < self.epochs:
@@ -95,6 +98,11 @@ class Trainer:
                     self.fire("batch_end")
                     if self.config.max_steps and self.state.step >= self.config.max_steps:
                         raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
+                    if (
+                        self.config.max_seconds
+                        and self._training_seconds() >= self.config.max_seconds
+                    ):
+                        raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}")
                 self.state.epoch += 1
                 self._log_training()
                 if self.val_loader is not None:
@@ -147,6 +155,10 @@ class Trainer:
         """Metrics of the task over ``loader`` (EMA weights when EMA is on): (scalars, details)."""
         network = self.ema.shadow if self.ema is not None else self.network
         return evaluate(network, self.task, loader, self.device, self.precision)
+
+    def _training_seconds(self) -> float:
+        """Seconds of training so far in this run, resumed parts included."""
+        return self.state.elapsed_seconds + time.perf_counter() - self._fit_started
 
     def fire(self, event: str) -> None:
         for callback in self.callbacks:

@@ -73,6 +73,24 @@ MODELS.register(
     description="small noise-prediction U-Net for diffusion; conditional (classifier-free guidance)",
     kind="generative",
 )
+MODELS.register(
+    "transformer_encoder",
+    "fathom.models.transformer:transformer_encoder",
+    description="BERT-style Transformer text classifier: CLS or mean pooling",
+    kind="sequence",
+)
+MODELS.register(
+    "gpt",
+    "fathom.models.gpt:gpt",
+    description="GPT-style causal Transformer language model, tied weights, KV-cache generation",
+    kind="language",
+)
+MODELS.register(
+    "transformer_seq2seq",
+    "fathom.models.transformer_seq2seq:transformer_seq2seq",
+    description="encoder-decoder Transformer with cross-attention (seq2seq)",
+    kind="seq2seq",
+)
 
 
 def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:

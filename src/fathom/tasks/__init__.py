@@ -36,6 +36,11 @@ TASKS.register(
     "fathom.tasks.diffusion:Diffusion",
     description="DDPM training, DDIM sampling, classifier-free guidance",
 )
+TASKS.register(
+    "language_model",
+    "fathom.tasks.language_model:LanguageModel",
+    description="next-token cross-entropy; perplexity, bits per character; text generation",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:

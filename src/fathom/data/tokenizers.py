@@ -1,0 +1,149 @@
+"""Tokenizers: character (our own), word-level and BPE (the ``tokenizers`` library).
+
+Every tokenizer reserves ids 0-3 for ``<pad>``, ``<bos>``, ``<eos>`` and ``<unk>``, is trained on
+the training split only, and serialises to a JSON-able dict (stored in ``info.extra["tokenizer"]``
+so that a loaded run encodes new text exactly as in training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from fathom.errors import ConfigError, DataError, closest
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+TOKENIZER_KINDS = ("char", "word", "bpe")
+
+
+class CharTokenizer:
+    """One id per character seen in training; unknown characters map to ``<unk>`` (or raise)."""
+
+    kind = "char"
+
+    def __init__(self, characters: Sequence[str], lowercase: bool = False) -> None:
+        self.characters = list(characters)
+        self.lowercase = lowercase
+        self.ids = {char: index + len(SPECIAL_TOKENS) for index, char in enumerate(self.characters)}
+
+    @classmethod
+    def train(cls, texts: Iterable[str], lowercase: bool = False) -> CharTokenizer:
+        seen: set[str] = set()
+        for text in texts:
+            seen.update(text.lower() if lowercase else text)
+        return cls(sorted(seen), lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(SPECIAL_TOKENS) + len(self.characters)
+
+    def encode(self, text: str, strict: bool = False) -> list[int]:
+        """Ids of ``text``; ``strict`` refuses characters never seen in training (one line)."""
+        text = text.lower() if self.lowercase else text
+        if strict:
+            unknown = sorted({char for char in text if char not in self.ids})
+            if unknown:
+                shown = ", ".join(repr(char) for char in unknown[:5])
+                raise DataError(
+                    f"characters never seen in training: {shown}; the vocabulary has "
+                    f"{len(self.characters)} characters"
+                )
+        return [self.ids.get(char, UNK_ID) for char in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        first = len(SPECIAL_TOKENS)
+        return "".join(self.characters[i - first] for i in ids if first <= i < self.vocab_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "char", "characters": "".join(self.characters), "lowercase": self.lowercase}
+
+
+class LibraryTokenizer:
+    """A word-level or BPE tokenizer from the ``tokenizers`` library."""
+
+    def __init__(self, kind: str, tokenizer: Any) -> None:
+        self.kind = kind
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def train(
+        cls, kind: str, texts: Iterable[str], vocab_size: int, lowercase: bool = False
+    ) -> LibraryTokenizer:
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+        special = list(SPECIAL_TOKENS)
+        if kind == "word":
+            tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+            tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+            trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
+        else:
+            tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+            tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tokenizer.decoder = decoders.ByteLevel()
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size,
+                special_tokens=special,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                show_progress=False,
+            )
+        if lowercase:
+            tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+        return cls(kind, tokenizer)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer.get_vocab_size())
+
+    def encode(self, text: str, strict: bool = False) -> list[int]:
+        return list(self.tokenizer.encode(text).ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "json": self.tokenizer.to_str()}
+
+
+Tokenizer = CharTokenizer | LibraryTokenizer
+
+
+def train_tokenizer(
+    kind: str, texts: Sequence[str], vocab_size: int = 8000, lowercase: bool = False
+) -> Tokenizer:
+    """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split)."""
+    if kind not in TOKENIZER_KINDS:
+        raise ConfigError(
+            f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got '{kind}'"
+            f"{closest(kind, TOKENIZER_KINDS)}"
+        )
+    if kind == "char":
+        return CharTokenizer.train(texts, lowercase)
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ConfigError(f"data.vocab_size must be larger than 4, got {vocab_size}")
+    return LibraryTokenizer.train(kind, texts, vocab_size, lowercase)
+
+
+def tokenizer_from_dict(saved: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from ``to_dict()`` output (e.g. ``info.extra["tokenizer"]``)."""
+    if saved.get("kind") == "char":
+        return CharTokenizer(list(saved["characters"]), bool(saved.get("lowercase", False)))
+    if saved.get("kind") in ("word", "bpe"):
+        from tokenizers import Tokenizer as LibraryModel
+
+        return LibraryTokenizer(saved["kind"], LibraryModel.from_str(saved["json"]))
+    raise DataError(f"unknown saved tokenizer kind {saved.get('kind')!r}")
+
+
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> torch.Tensor:
+    """Token ids [N, T] padded with 0 at the end, T = the longest text (at most ``max_length``)."""
+    encoded = [tokenizer.encode(text)[:max_length] for text in texts]
+    longest = max((len(ids) for ids in encoded), default=0)
+    batch = torch.zeros(len(encoded), max(longest, 1), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        if ids:
+            batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return batch

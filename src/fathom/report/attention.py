@@ -1,0 +1,45 @@
+"""Attention maps as a figure: one panel per head, queries down, keys across."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+MAX_LABELS = 48  # above this many tokens the axes show no token labels
+
+
+def plot_attention(
+    weights: torch.Tensor, labels: Sequence[str], path: Path, title: str = "Attention"
+) -> Path:
+    """Save ``weights`` [heads, queries, keys] of one example as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    heads = int(weights.shape[0])
+    columns = min(heads, 4)
+    rows = -(-heads // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False, layout="constrained"
+    )
+    shown = [repr(label)[1:-1] for label in labels] if len(labels) <= MAX_LABELS else None
+    for head, panel in enumerate(axes.flat):
+        if head >= heads:
+            panel.set_visible(False)
+            continue
+        panel.imshow(weights[head].float().cpu().numpy(), cmap="viridis", vmin=0.0)
+        panel.set_title(f"head {head + 1}", fontsize=9)
+        if shown is not None:
+            panel.set_xticks(range(len(shown)), shown, fontsize=6, rotation=90)
+            panel.set_yticks(range(len(shown)), shown, fontsize=6)
+        else:
+            panel.set_xticks([])
+            panel.set_yticks([])
+    figure.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
