@@ -21,6 +21,8 @@ MODELS = fathom.models.list("vision") + fathom.models.list("general")
 KIND_TESTS = {
     "vision": "tests/models/test_model_registry.py",
     "general": "tests/models/test_model_registry.py",
+    "sequence": "tests/models/test_rnn.py",
+    "seq2seq": "tests/models/test_seq2seq_models.py",
 }
 # Keep the registry-wide run fast; full-size resnet18 is checked in test_mlp_cnn_resnet.py.
 SMALL = {"resnet18": {"width": 0.25}}

@@ -55,6 +55,30 @@ MODELS.register(
     description="ImageNet-style ResNet-18",
     kind="vision",
 )
+MODELS.register(
+    "rnn",
+    "fathom.models.rnn:rnn",
+    description="Elman RNN on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "lstm",
+    "fathom.models.rnn:lstm",
+    description="LSTM on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "gru",
+    "fathom.models.rnn:gru",
+    description="GRU on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "gru_seq2seq",
+    "fathom.models.seq2seq_rnn:gru_seq2seq",
+    description="GRU encoder-decoder with attention for sequence-to-sequence tasks",
+    kind="seq2seq",
+)
 
 
 def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
