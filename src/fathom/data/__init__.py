@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fathom.config import accepted_keywords
 from fathom.data.bundle import DataBundle, DataInfo, LazySplit, Split
 from fathom.data.loader import StreamingLoader, TensorLoader, make_loader
 from fathom.data.splits import finalize
@@ -58,6 +59,31 @@ DATASETS.register(
     "fathom.data.tabular:csv_table",
     description="your table: a CSV file with a target column (data.path=..., data.target=...)",
 )
+DATASETS.register(
+    "sunspots",
+    "fathom.data.series:sunspots",
+    description="yearly sunspot numbers 1700-2008, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "co2",
+    "fathom.data.series:co2",
+    description="Mauna Loa CO2 1958-2001, monthly or weekly, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "elnino",
+    "fathom.data.series:elnino",
+    description="monthly El Nino sea temperatures 1950-2010, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "nile",
+    "fathom.data.series:nile",
+    description="yearly Nile flow 1871-1970, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "series",
+    "fathom.data.series:csv_series",
+    description="your time series: a CSV column in time order (data.path=..., data.column=...)",
+)
 
 
 def default_data_dir() -> Path:
@@ -85,6 +111,9 @@ def load(
     ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    accepted = accepted_keywords(DATASETS.get(name))  # datasets that split themselves (in time)
+    fractions = {"val_fraction": val_fraction, "test_fraction": test_fraction}
+    options.update({key: value for key, value in fractions.items() if key in accepted})
     bundle = DATASETS.create(name, root=root, download=download, **options)
     return finalize(
         bundle,

@@ -21,6 +21,11 @@ TASKS.register(
     "fathom.tasks.regression:Regression",
     description="mean squared error; MAE, RMSE, R²",
 )
+TASKS.register(
+    "forecast",
+    "fathom.tasks.forecast:Forecast",
+    description="multi-step forecasting; MAE, RMSE, MASE; naive, seasonal naive and ARIMA baselines",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:
