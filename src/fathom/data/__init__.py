@@ -84,6 +84,16 @@ DATASETS.register(
     "fathom.data.series:csv_series",
     description="your time series: a CSV column in time order (data.path=..., data.column=...)",
 )
+DATASETS.register(
+    "dates",
+    "fathom.data.translation:dates",
+    description="generated seq2seq task: dates in ten formats to ISO 2021-03-12 (characters)",
+)
+DATASETS.register(
+    "arithmetic",
+    "fathom.data.translation:arithmetic",
+    description="generated seq2seq task: '12+35' to '47' (characters)",
+)
 
 
 def default_data_dir() -> Path:

@@ -26,6 +26,11 @@ TASKS.register(
     "fathom.tasks.forecast:Forecast",
     description="multi-step forecasting; MAE, RMSE, MASE; naive, seasonal naive and ARIMA baselines",
 )
+TASKS.register(
+    "seq2seq",
+    "fathom.tasks.seq2seq:Seq2Seq",
+    description="sequence-to-sequence: teacher-forced cross-entropy; token and exact-match accuracy",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:
