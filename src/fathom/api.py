@@ -156,6 +156,10 @@ def build_trainer(
 ) -> Trainer:
     """A Trainer wired with loaders, augmentation, checkpoints, early stopping and progress."""
     train = config.train
+    # Recurrent models clip gradients by default (model.default_grad_clip_norm).
+    default_clip = getattr(model, "default_grad_clip_norm", None)
+    if default_clip and train.grad_clip_norm is None and train.grad_clip_value is None:
+        train = train.model_copy(update={"grad_clip_norm": float(default_clip)})
     if train.threads:
         torch.set_num_threads(train.threads)
     device = resolve_device(train.device)

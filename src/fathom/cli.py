@@ -69,8 +69,9 @@ def build_parser() -> Parser:
 
     predict = commands.add_parser("predict", help="predict image files, .npy arrays or .csv rows")
     predict.add_argument("run", type=Path)
-    predict.add_argument("files", nargs="+", type=Path)
+    predict.add_argument("files", nargs="+", help="input files (texts for seq2seq runs)")
     predict.add_argument("--top", type=int, default=1, help="show the top N classes")
+    predict.add_argument("--beam", type=int, help="beam size for seq2seq runs (default: greedy)")
     predict.add_argument("--output", type=Path, help="also write predictions to this CSV file")
 
     resume = commands.add_parser(
@@ -259,8 +260,10 @@ def predict_command(args: argparse.Namespace) -> int:
     from fathom.run import load
 
     run = load(args.run)
+    if run.info.task == "seq2seq":
+        return predict_texts(run, args)
     rows = []
-    for file in args.files:
+    for file in map(Path, args.files):
         outputs = run.predict([file])  # a .csv or a batched .npy gives several rows
         for index, output in enumerate(outputs):
             label = str(file) if len(outputs) == 1 else f"{file}:{index + 1}"
@@ -278,6 +281,25 @@ def predict_command(args: argparse.Namespace) -> int:
         atomic_write_text(
             args.output, header + "".join(",".join(map(str, row)) + "\n" for row in rows)
         )
+    return 0
+
+
+def predict_texts(run: Any, args: argparse.Namespace) -> int:
+    """Seq2seq runs: each argument is a text to translate (greedy, or beam search with --beam)."""
+    outputs = run.task.translate(run.model, list(args.files), beam_size=args.beam)
+    for text, output in zip(args.files, outputs, strict=True):
+        print(f"{text}: {output}")
+    if args.output:
+        import csv
+        import io
+
+        from fathom.io import atomic_write_text
+
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(
+            [("input", "prediction"), *zip(args.files, outputs, strict=True)]
+        )
+        atomic_write_text(args.output, buffer.getvalue())
     return 0
 
 

@@ -22,9 +22,9 @@ KIND_TESTS = {
     "vision": "tests/models/test_model_registry.py",
     "general": "tests/models/test_model_registry.py",
     "generative": "tests/models/test_generative_models.py",
-    "sequence": "tests/models/test_sequence_registry.py",
+    "sequence": "tests/models/test_sequence_registry.py and tests/models/test_rnn.py",
     "language": "tests/models/test_sequence_registry.py",
-    "seq2seq": "tests/models/test_sequence_registry.py",
+    "seq2seq": "tests/models/test_sequence_registry.py and tests/models/test_seq2seq_models.py",
 }
 # Keep the registry-wide run fast; full-size resnet18 is checked in test_mlp_cnn_resnet.py.
 SMALL = {"resnet18": {"width": 0.25}}

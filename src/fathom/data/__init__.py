@@ -74,6 +74,41 @@ DATASETS.register(
     "fathom.data.language:tinyshakespeare",
     description="Tiny Shakespeare, 1.1M characters: language modelling (char or BPE)",
 )
+DATASETS.register(
+    "sunspots",
+    "fathom.data.series:sunspots",
+    description="yearly sunspot numbers 1700-2008, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "co2",
+    "fathom.data.series:co2",
+    description="Mauna Loa CO2 1958-2001, monthly or weekly, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "elnino",
+    "fathom.data.series:elnino",
+    description="monthly El Nino sea temperatures 1950-2010, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "nile",
+    "fathom.data.series:nile",
+    description="yearly Nile flow 1871-1970, forecasting (statsmodels)",
+)
+DATASETS.register(
+    "series",
+    "fathom.data.series:csv_series",
+    description="your time series: a CSV column in time order (data.path=..., data.column=...)",
+)
+DATASETS.register(
+    "dates",
+    "fathom.data.translation:dates",
+    description="generated seq2seq task: dates in ten formats to ISO 2021-03-12 (characters)",
+)
+DATASETS.register(
+    "arithmetic",
+    "fathom.data.translation:arithmetic",
+    description="generated seq2seq task: '12+35' to '47' (characters)",
+)
 
 
 def default_data_dir() -> Path:
@@ -101,7 +136,8 @@ def load(
     ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    # Datasets that split themselves (to fit a tokenizer on training text only) take the split.
+    # Datasets that split themselves (a tokenizer fitted on training text only, a series split
+    # in time) take the split.
     splitting = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
     accepted = accepted_keywords(DATASETS.get(name))
     options.update({key: value for key, value in splitting.items() if key in accepted})

@@ -43,6 +43,8 @@ def finalize(
     if limit is not None and limit < len(train):
         train = train.subset(seeded_permutation(len(train), seed + 2)[:limit])
     bundle = DataBundle(bundle.info, train, val, test)
+    if bundle.info.normalization is not None:
+        return bundle  # the dataset scaled itself (forecasting series: on their training part)
     if normalize and isinstance(train, Split) and train.inputs.is_floating_point():
         apply_normalization(bundle)
     elif normalize and not isinstance(train, Split):

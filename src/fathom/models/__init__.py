@@ -89,6 +89,29 @@ MODELS.register(
     "transformer_seq2seq",
     "fathom.models.transformer_seq2seq:transformer_seq2seq",
     description="encoder-decoder Transformer with cross-attention (seq2seq)",
+)
+MODELS.register(
+    "rnn",
+    "fathom.models.rnn:rnn",
+    description="Elman RNN on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "lstm",
+    "fathom.models.rnn:lstm",
+    description="LSTM on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "gru",
+    "fathom.models.rnn:gru",
+    description="GRU on tokens or float sequences: layers, hidden size, bidirectional",
+    kind="sequence",
+)
+MODELS.register(
+    "gru_seq2seq",
+    "fathom.models.seq2seq_rnn:gru_seq2seq",
+    description="GRU encoder-decoder with attention for sequence-to-sequence tasks",
     kind="seq2seq",
 )
 

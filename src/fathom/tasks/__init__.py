@@ -41,6 +41,16 @@ TASKS.register(
     "fathom.tasks.language_model:LanguageModel",
     description="next-token cross-entropy; perplexity, bits per character; text generation",
 )
+TASKS.register(
+    "forecast",
+    "fathom.tasks.forecast:Forecast",
+    description="multi-step forecasting; MAE, RMSE, MASE; naive, seasonal naive and ARIMA baselines",
+)
+TASKS.register(
+    "seq2seq",
+    "fathom.tasks.seq2seq:Seq2Seq",
+    description="sequence-to-sequence: teacher-forced cross-entropy; token and exact-match accuracy",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:
