@@ -89,6 +89,7 @@ MODELS.register(
     "transformer_seq2seq",
     "fathom.models.transformer_seq2seq:transformer_seq2seq",
     description="encoder-decoder Transformer with cross-attention (seq2seq)",
+    kind="seq2seq",
 )
 MODELS.register(
     "rnn",
