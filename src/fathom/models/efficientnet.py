@@ -176,7 +176,7 @@ def efficientnet_b0(
     dropout: float = 0.2,
     drop_path: float = 0.2,
 ) -> EfficientNet:
-    """EfficientNet-B0 for 224 px (5.3M parameters); small-image stem for 64 px or less."""
+    """EfficientNet-B0 for 224 px (5.3M parameters at 1,000 classes); small stem for 64 px or less."""
     return efficientnet(
         in_channels, num_classes, image_size, width, depth, small_input, dropout, drop_path
     )

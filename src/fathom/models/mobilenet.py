@@ -159,7 +159,7 @@ def mobilenet_v2(
     small_input: bool | None = None,
     dropout: float = 0.2,
 ) -> MobileNetV2:
-    """MobileNetV2 (3.5M parameters at width 1); small-image stem for 64 px or less."""
+    """MobileNetV2 (3.5M parameters at 1,000 classes); small-image stem for 64 px or less."""
     width = check_scaling("width", width)
     return MobileNetV2(in_channels, num_classes, width, is_small(image_size, small_input), dropout)
 
