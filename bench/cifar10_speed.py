@@ -84,7 +84,8 @@ def variant_config(name: str, seed: int, device: str, args: argparse.Namespace) 
         *(["train.epochs=1", *SMOKE[name]] if args.smoke else []),
         *args.set,
     ]
-    return resolve_config(VARIANTS[name], overrides=overrides)
+    # use_recipe=False: the plain variant must not inherit the cifar10 recipe's settings.
+    return resolve_config(VARIANTS[name], overrides=overrides, use_recipe=False)
 
 
 def synchronize(device: torch.device) -> None:

@@ -39,6 +39,8 @@ def test_smoke_writes_both_variants(shared_datasets, tmp_path):
         assert 0.0 <= variant["accuracy_mean"] <= 1.0 and variant["seconds_mean"] > 0
     assert record["variants"]["fathom"]["config"]["model"]["name"] == "airbench"
     assert record["variants"]["fathom"]["config"]["task"]["tta"] == ["flip", "translate"]
+    plain = record["variants"]["resnet18"]["config"]
+    assert "tta" not in plain["task"] and plain["schedule"]["start_ratio"] == 0.04  # no recipe
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
