@@ -59,7 +59,9 @@ def test_image_folder_uses_the_folder_recipe(shared_datasets, tmp_path):
     assert recipes.recipe_for_dataset("folder") == "folder"
     config = smoke_config("folder", shared_datasets, tmp_path, name="folder", path=str(folder))
     del config["recipe"]
-    config["model"]["name"] = "resnet18"  # found from the dataset name, as `fathom train path/to/images/` does
+    config["model"]["name"] = (
+        "resnet18"  # found from the dataset name, as `fathom train path/to/images/` does
+    )
     with pytest.warns(UserWarning, match="no class subfolders"):
         run = fathom.fit(config=config)
     assert run.config.recipe == "folder" and run.config.model.width == 0.125
