@@ -27,7 +27,7 @@ from fathom.data.bundle import DataBundle, DataInfo, Split, check_labels
 from fathom.data.loader import make_loader
 from fathom.data.splits import normalize_inputs
 from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer, evaluate, load_checkpoint
-from fathom.engine.features import resolve_device
+from fathom.engine.features import Precision, resolve_device
 from fathom.engine.log import MetricsLog
 from fathom.engine.progress import make_progress
 from fathom.errors import ConfigError, FathomError, closest
@@ -475,7 +475,9 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
         raise FathomError(f"dataset '{run.info.name}' has no {split} split")
     device = next(run.model.parameters()).device
     loader = make_loader(chosen, evaluation_batch_size(run.config), device=device)
-    metrics, details = evaluate(run.model, run.task, loader, device)
+    name = run.config.train.precision  # evaluate as the trainer did (fp16 needs a GPU)
+    precision = Precision("fp32" if name == "fp16" and device.type != "cuda" else name, device)
+    metrics, details = evaluate(run.model, run.task, loader, device, precision)
     result = {"split": split, "metrics": metrics, **details, "class_names": run.info.class_names}
     if run.path is not None:
         atomic_write_json(run.path / f"evaluation-{split}.json", result)

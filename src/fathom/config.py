@@ -64,6 +64,7 @@ class OptimConfig(Section):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0.0)
     alpha: float = Field(0.99, gt=0.0, lt=1.0)
+    fused: bool = False  # one fused kernel per step (sgd, adam, adamw): fastest on GPUs
 
 
 class ScheduleConfig(Section):

@@ -13,11 +13,16 @@ from typing import Any
 import torch
 
 from fathom.config import OptimConfig, ScheduleConfig
+from fathom.errors import ConfigError
 
 
 def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov), Adam, AdamW or RMSprop from an ``OptimConfig``."""
-    common = {"lr": config.lr, "weight_decay": config.weight_decay}
+    common: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.fused:
+        if config.name == "rmsprop":
+            raise ConfigError("optim.fused is not available for rmsprop; use sgd, adam or adamw")
+        common["fused"] = True
     if config.name == "sgd":
         momentum = config.momentum
         return torch.optim.SGD(

@@ -114,6 +114,46 @@ MODELS.register(
     "fathom.models.seq2seq_rnn:gru_seq2seq",
     description="GRU encoder-decoder with attention for sequence-to-sequence tasks",
     kind="seq2seq",
+    "efficientnet_b0",
+    "fathom.models.efficientnet:efficientnet_b0",
+    description="EfficientNet-B0: MBConv + squeeze-excitation, compound scaling (224 px)",
+    kind="vision",
+)
+MODELS.register(
+    "efficientnet_small",
+    "fathom.models.efficientnet:efficientnet_small",
+    description="EfficientNet at half width and depth for 28-32 px images",
+    kind="vision",
+)
+MODELS.register(
+    "mobilenet_v2",
+    "fathom.models.mobilenet:mobilenet_v2",
+    description="MobileNetV2: inverted residuals, depthwise-separable convs (224 px)",
+    kind="vision",
+)
+MODELS.register(
+    "mobilenet_small",
+    "fathom.models.mobilenet:mobilenet_small",
+    description="MobileNetV2 at half width with a stride-1 stem for 28-32 px images",
+    kind="vision",
+)
+MODELS.register(
+    "vit_tiny",
+    "fathom.models.vit:vit_tiny",
+    description="Vision Transformer for 28-32 px images: 4 px patches, 6 blocks of 192",
+    kind="vision",
+)
+MODELS.register(
+    "vit_s16",
+    "fathom.models.vit:vit_s16",
+    description="ViT-S/16 for 224 px images: 16 px patches, 12 blocks of 384",
+    kind="vision",
+)
+MODELS.register(
+    "airbench",
+    "fathom.models.airbench:airbench",
+    description="airbench94's fast CIFAR-10 net: whitening conv, GELU conv groups 64/256/256",
+    kind="vision",
 )
 
 

@@ -1,12 +1,19 @@
-"""Classification: cross-entropy (with label smoothing and soft mixup targets), accuracy, top-k."""
+"""Classification: cross-entropy (with label smoothing and soft mixup targets), accuracy, top-k.
+
+``tta`` (``task.tta: [flip, translate]``) scores evaluation and predictions on the average of
+the softmax over test-time views of each batch (see ``fathom.data.tta``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fathom.data.bundle import DataInfo
+from fathom.data.tta import check_tta, tta_views
 from fathom.engine.metrics import ClassificationMetrics
 from fathom.errors import DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
@@ -17,13 +24,21 @@ class Classification(Task):
     monitor = "accuracy"
     monitor_mode = "max"
 
-    def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        tta: Sequence[str] | None = (),
+    ) -> None:
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.tta = check_tta(tta)
 
     @classmethod
-    def for_data(cls, info: DataInfo, label_smoothing: float = 0.0) -> Classification:
-        return cls(int(info.num_classes or 0), label_smoothing)
+    def for_data(
+        cls, info: DataInfo, label_smoothing: float = 0.0, tta: Sequence[str] | None = ()
+    ) -> Classification:
+        return cls(int(info.num_classes or 0), label_smoothing, tta)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         outputs = probe_outputs(model, batch[0])
@@ -50,9 +65,24 @@ class Classification(Task):
         self, model: nn.Module, batch: Batch, metrics: ClassificationMetrics
     ) -> None:
         inputs, targets = batch
+        if self.tta:
+            log_probabilities = self.tta_probabilities(model, inputs).clamp_min(1e-30).log()
+            loss_sum = F.nll_loss(log_probabilities, targets, reduction="sum")
+            metrics.update(log_probabilities, targets, loss_sum)
+            return
         logits = model(inputs).float()
         loss_sum = F.cross_entropy(logits, targets, reduction="sum")
         metrics.update(logits, targets, loss_sum)
 
+    def tta_probabilities(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """The softmax averaged over the test-time views of ``inputs`` (weights sum to 1)."""
+        total = None
+        for view, weight in tta_views(inputs, self.tta):
+            probabilities = model(view).float().softmax(dim=1) * weight
+            total = probabilities if total is None else total + probabilities
+        return total
+
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        if self.tta:
+            return self.tta_probabilities(model, inputs)
         return model(inputs).float().softmax(dim=1)
