@@ -114,6 +114,8 @@ MODELS.register(
     "fathom.models.seq2seq_rnn:gru_seq2seq",
     description="GRU encoder-decoder with attention for sequence-to-sequence tasks",
     kind="seq2seq",
+)
+MODELS.register(
     "efficientnet_b0",
     "fathom.models.efficientnet:efficientnet_b0",
     description="EfficientNet-B0: MBConv + squeeze-excitation, compound scaling (224 px)",
