@@ -10,6 +10,10 @@ from fathom.data.bundle import DataInfo
 
 INFO = DataInfo("pairs", "seq2seq", (10,), extra={"vocab_size": 17})
 SEQ2SEQ_MODELS = fathom.models.list("seq2seq")
+SMALL = {
+    "gru_seq2seq": {"hidden_size": 32, "num_layers": 2},
+    "transformer_seq2seq": {"dim": 32, "encoder_depth": 2, "decoder_depth": 2},
+}
 
 
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,7 +28,7 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
 def test_seq2seq_models_forward_and_backward(name: str) -> None:
     torch.manual_seed(0)
-    model = fathom.models.create_for_data(name, INFO, hidden_size=32, num_layers=2)
+    model = fathom.models.create_for_data(name, INFO, **SMALL[name])
     source, target = batch()
     logits = model(source, target[:, :-1])
     assert logits.shape == (3, 6, 17) and torch.isfinite(logits).all()
@@ -36,7 +40,7 @@ def test_seq2seq_models_forward_and_backward(name: str) -> None:
 @pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
 def test_decode_of_a_prefix_matches_teacher_forcing(name: str) -> None:
     torch.manual_seed(0)
-    model = fathom.models.create_for_data(name, INFO, hidden_size=32).eval()
+    model = fathom.models.create_for_data(name, INFO, **SMALL[name]).eval()
     source, target = batch()
     with torch.no_grad():
         full = model(source, target)
