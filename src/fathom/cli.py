@@ -20,7 +20,8 @@ EPILOG = """examples:
   fathom train path/to/images/          # one subfolder per class
   fathom train table.csv data.target=price
   fathom eval runs/NAME    fathom predict runs/NAME img.png    fathom resume runs/NAME
-  fathom generate runs/NAME --n 64 --seed 0
+  fathom generate runs/NAME --n 64 --seed 0      # or --prompt "ROMEO:" for a language model
+  fathom doctor runs/NAME    fathom explain runs/NAME img.png --method grad-cam    fathom lr-find mnist
 """
 
 
