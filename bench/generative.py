@@ -44,10 +44,10 @@ from fathom.tasks.quality import classifier_quality  # noqa: E402
 
 # recipe, training subset, epochs, extra overrides; sampling options
 MODELS: dict[str, dict[str, Any]] = {
-    "gan": {"recipe": "mnist-gan", "limit": 9_600, "epochs": 2, "overrides": []},
-    "vae": {"recipe": "mnist-vae", "limit": 19_200, "epochs": 2, "overrides": []},
+    "gan": {"recipe": "mnist-gan", "limit": None, "epochs": 2, "overrides": []},
+    "vae": {"recipe": "mnist-vae", "limit": None, "epochs": 3, "overrides": []},
     "diffusion": {
-        "recipe": "mnist-diffusion", "limit": 4_800, "epochs": 2,
+        "recipe": "mnist-diffusion", "limit": 19_200, "epochs": 2,
         "overrides": ["data.batch_size=64"], "sampling": {"steps": 20},
     },
 }  # fmt: skip
