@@ -81,7 +81,8 @@ class Facts:
     def late_samples(self) -> list[dict[str, Any]]:
         return self.samples[len(self.samples) // 2 :]
 
-    def median_update_ratio(self) -> float | None:
+    def early_update_ratios(self) -> list[float]:
+        """Per-sample median update-to-weight ratios of the first (up to 10) samples."""
         medians = []
         for sample in self.samples[:10]:
             ratios = [
@@ -91,19 +92,15 @@ class Facts:
             ]
             if ratios:
                 medians.append(statistics.median(ratios))
+        return medians
+
+    def median_update_ratio(self) -> float | None:
+        medians = self.early_update_ratios()
         return statistics.median(medians) if medians else None
 
     def largest_update_ratio(self) -> float | None:
         """The largest per-sample median update-to-weight ratio of the first samples."""
-        medians = []
-        for sample in self.samples[:10]:
-            ratios = [
-                float(stats["update_ratio"])
-                for stats in sample.get("layers", {}).values()
-                if isinstance(stats.get("update_ratio"), (int, float))
-            ]
-            if ratios:
-                medians.append(statistics.median(ratios))
+        medians = self.early_update_ratios()
         return max(medians) if medians else None
 
     def learning_rate(self) -> float | None:
