@@ -204,27 +204,20 @@ def build_trainer(
     )  # fmt: skip
 
 
-def fit(
-    model: nn.Module | str | None = None,
-    data: DataBundle | str | None = None,
-    *,
-    config: FathomConfig | Mapping[str, Any] | str | Path | None = None,
-    overrides: Iterable[str] = (),
-    callbacks: Iterable[Callback] = (),
-    **shortcuts: Any,
-) -> Run:
-    """Train a model and return its ``Run`` (folder, metrics, report, weights).
-
-    ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
-    ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
-    """
+def prepare(
+    model: nn.Module | str | None,
+    data: DataBundle | str | None,
+    config: FathomConfig | Mapping[str, Any] | str | Path | None,
+    overrides: Iterable[str],
+    shortcuts: Mapping[str, Any],
+) -> tuple[FathomConfig, DataBundle, nn.Module]:
+    """The resolved config, the data and the network that ``fit`` (or the LR finder) uses."""
     dataset = (
         data
         if isinstance(data, str)
         else (data.info.name if isinstance(data, DataBundle) else None)
     )
     spec = getattr(model, "fathom_spec", None)  # set by fathom.models.create: rebuildable by name
-    custom = isinstance(model, nn.Module) and spec is None
     user = _as_layer(config)
     if isinstance(model, nn.Module):
         user = merge_layer(user, {"model": spec or {"name": type(model).__name__}})
@@ -241,9 +234,30 @@ def fit(
     bundle = data if isinstance(data, DataBundle) else load_data(resolved)
     check_bundle(bundle)
     network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
+    return resolved, bundle, network
+
+
+def fit(
+    model: nn.Module | str | None = None,
+    data: DataBundle | str | None = None,
+    *,
+    config: FathomConfig | Mapping[str, Any] | str | Path | None = None,
+    overrides: Iterable[str] = (),
+    callbacks: Iterable[Callback] = (),
+    **shortcuts: Any,
+) -> Run:
+    """Train a model and return its ``Run`` (folder, metrics, report, weights).
+
+    ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
+    ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
+    """
+    resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
+    custom = isinstance(model, nn.Module) and getattr(model, "fathom_spec", None) is None
     run_dir = new_run_dir(resolved)
     if resolved.optim.lr == "auto":
-        _choose_learning_rate(resolved, network, bundle, run_dir)
+        from fathom.inspection import choose_learning_rate
+
+        choose_learning_rate(resolved, network, bundle, run_dir)
     write_config(run_dir, resolved)
     parameters = sum(p.numel() for p in network.parameters())
     update_run_json(
@@ -258,81 +272,6 @@ def fit(
         shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
     return _train_and_finish(trainer, resolved, bundle, run_dir)
-
-
-def lr_finder_trainer(config: FathomConfig, model: nn.Module, bundle: DataBundle) -> Trainer:
-    """A throw-away trainer for the LR finder: no run folder, diagnostics or progress."""
-    probe = config.model_copy(deep=True)
-    probe.optim.lr = 1e-3  # a placeholder: the sweep sets the rate of every step
-    probe.train.diagnostics = False
-    probe.run.progress = "none"
-    seed_everything(config.train.seed)
-    return build_trainer(probe, model, bundle, None)
-
-
-def _choose_learning_rate(
-    config: FathomConfig, model: nn.Module, bundle: DataBundle, run_dir: Path
-) -> None:
-    """``optim.lr: auto``: run the LR finder, set its suggestion, keep its plot and numbers."""
-    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
-
-    try:
-        result = find_lr(lr_finder_trainer(config, model, bundle))
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    config.optim.lr = result.suggestion
-    plot_lr_finder(result, run_dir / "plots" / "lr_finder.png")
-    update_run_json(
-        run_dir,
-        lr_finder={
-            k: v
-            for k, v in result.to_dict().items()
-            if k in ("suggestion", "rule", "steepest", "minimum")
-        },
-    )
-
-
-def lr_find(
-    model: nn.Module | str | None = None,
-    data: DataBundle | str | None = None,
-    *,
-    config: FathomConfig | Mapping[str, Any] | str | Path | None = None,
-    overrides: Iterable[str] = (),
-    output: str | Path | None = None,
-    start: float = 1e-7,
-    end: float = 10.0,
-    steps: int = 100,
-    **shortcuts: Any,
-) -> Any:
-    """Sweep the learning rate on the model and data ``fit`` would use; returns an
-    ``LRFinderResult`` (``.suggestion``, ``.rule``, the curve) and plots it to ``output``."""
-    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
-
-    dataset = (
-        data
-        if isinstance(data, str)
-        else (data.info.name if isinstance(data, DataBundle) else None)
-    )
-    user = _as_layer(config)
-    if isinstance(model, nn.Module):
-        user = merge_layer(
-            user, {"model": getattr(model, "fathom_spec", None) or {"name": type(model).__name__}}
-        )
-    elif model is not None:
-        user = merge_layer(user, {"model": {"name": model}})
-    resolved = resolve_config(
-        user, dataset=dataset, overrides=overrides,
-        use_recipe=model is None or isinstance(model, str), **shortcuts,
-    )  # fmt: skip
-    seed_everything(resolved.train.seed)
-    bundle = data if isinstance(data, DataBundle) else load_data(resolved)
-    check_bundle(bundle)
-    network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
-    result = find_lr(lr_finder_trainer(resolved, network, bundle), start, end, steps)
-    if output is not None:
-        plot_lr_finder(result, Path(output))
-    return result
 
 
 def resume(
@@ -420,49 +359,6 @@ def _write_report_quietly(run_dir: Path) -> None:
     from fathom.report import write_report
 
     write_report(run_dir)
-
-
-def doctor(run: Run | str | Path) -> list[Any]:
-    """Diagnose a finished run from its folder: a list of ``Diagnosis`` (empty: no problems)."""
-    from fathom.inspect.doctor import diagnose_run
-
-    path = Path(run.path if isinstance(run, Run) else run)
-    read_run_json(path)
-    return diagnose_run(path, load_bundle=lambda: load_data(read_config(path)))
-
-
-def explain(
-    run: Run | str | Path,
-    inputs: torch.Tensor | list[str | Path] | None = None,
-    method: str = "saliency",
-    target: int | None = None,
-    count: int = 16,
-) -> list[Path]:
-    """Explain a run's predictions (saliency, integrated-gradients, grad-cam, occlusion, filters,
-    attention, top-loss): PNGs in RUN/explain, shown in the report. ``inputs``: files or a
-    normalised tensor; default the first test examples."""
-    from fathom.inspect.explain import check_method, explain_run
-    from fathom.run import load
-
-    check_method(method)
-    run = run if isinstance(run, Run) else load(run)
-    display = None
-    if inputs is not None and not isinstance(inputs, torch.Tensor):
-        from fathom.data.inputs import read_inputs
-
-        display = read_inputs([Path(p) for p in inputs], run.info)
-        inputs = display
-        if run.info.normalization:
-            norm = run.info.normalization
-            inputs = normalize_inputs(display.float(), norm["mean"], norm["std"])
-
-    def test_split() -> Any:
-        run.data = run.data or load_data(run.config)
-        return run.data.test or run.data.val or run.data.train
-
-    files = explain_run(run, inputs, display, method, test_split, target, count)
-    run.report()
-    return files
 
 
 def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:

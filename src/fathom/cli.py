@@ -352,15 +352,15 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    from fathom.api import doctor
     from fathom.inspect.doctor import format_diagnoses
+    from fathom.inspection import doctor
 
     print(format_diagnoses(doctor(args.run)))
     return 0
 
 
 def lr_find_command(args: argparse.Namespace) -> int:
-    from fathom.api import lr_find
+    from fathom.inspection import lr_find
 
     config, dataset, overrides = train_target(args.items)
     if args.model:
@@ -379,7 +379,7 @@ def lr_find_command(args: argparse.Namespace) -> int:
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    from fathom.api import explain
+    from fathom.inspection import explain
 
     files = explain(args.run, args.inputs or None, args.method, args.target, args.count)
     for file in files:
