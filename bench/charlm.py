@@ -5,9 +5,9 @@
     lr 1e-3 (100 warmup iterations, cosine to 1e-4), betas (0.9, 0.99), weight decay 0.1 on
     matrices, grad clip 1, dropout 0. Its wall time T is the budget for (b).
 (b) Fathom's ``tinyshakespeare`` recipe through ``fathom.fit``, stopped at T seconds of training
-    (the step count is calibrated from a short timing so the cosine schedule ends at T; a callback
-    enforces T, and evaluation time for the curve is not counted).
-(c) Fathom's recipe with a 5-minute budget (a larger model).
+    (a callback enforces T and re-fits the cosine schedule to end at T from the pace measured so
+    far; evaluation time for the curve is not counted).
+(c) Fathom's ``tinyshakespeare-5min`` recipe: the same with a 5-minute budget.
 Every model is scored the same way: mean next-character loss over the whole validation text (the
 last 10%) in non-overlapping windows of its own context. nanoGPT's own estimate (20 random
 batches) is printed beside it. On CUDA, (d) reports bf16 + torch.compile tokens/s and MFU.
@@ -181,8 +181,9 @@ def full_val_loss(model: nn.Module, ids: torch.Tensor, context: int, every: int 
 class TimeBudget(Callback):
     """Stops training after ``seconds`` of training time; records a val curve (time excluded)."""
 
-    def __init__(self, seconds: float, curve_every: int) -> None:
-        self.seconds, self.curve_every = seconds, curve_every
+    def __init__(self, seconds: float, curve_every_seconds: float) -> None:
+        self.seconds, self.curve_every_seconds = seconds, curve_every_seconds
+        self.next_curve_point = curve_every_seconds
         self.curve: list[tuple[float, int, float]] = []
         self.training_seconds = 0.0
 
@@ -198,7 +199,13 @@ class TimeBudget(Callback):
         now = time.perf_counter()
         self.training_seconds += now - self.started
         self.started = now
-        if trainer.state.step % self.curve_every == 0:
+        updates = trainer.state.optimizer_steps
+        if updates % 20 == 0:  # the schedule ends with the budget, at the pace measured so far
+            trainer.schedule.end_within(
+                updates, self.training_seconds / updates, self.seconds - self.training_seconds
+            )
+        if self.training_seconds >= self.next_curve_point:
+            self.next_curve_point += self.curve_every_seconds
             loss = self.subset_loss(trainer.model)
             self.curve.append((round(self.training_seconds, 2), trainer.state.step, loss))
             print(
@@ -220,43 +227,27 @@ class TimeBudget(Callback):
         return round(float(loss), 4)
 
 
-def seconds_per_step(overrides: list[str], steps: int = 12) -> float:
-    """Time a few optimizer steps of the recipe (after 3 warm-up steps) to size the schedule."""
-    bundle = fathom.data.load("tinyshakespeare", data_dir=DATA_DIR, **recipe_data(overrides))
-    config = fathom.api.resolve_config(dataset="tinyshakespeare", overrides=overrides)
-    model = fathom.api.build_model(config, bundle.info)
-    trainer = fathom.api.build_trainer(config, model, bundle, None)
-    batches = iter(trainer.train_loader)
-    for index in range(steps + 3):
-        if index == 3:
-            started = time.perf_counter()
-        trainer.train_step(next(batches))
-    return (time.perf_counter() - started) / steps
-
-
 def recipe_data(overrides: list[str]) -> dict[str, Any]:
     config = fathom.api.resolve_config(dataset="tinyshakespeare", overrides=overrides)
     return config.data.options()
 
 
 def fathom_budgeted(seconds: float, overrides: list[str], label: str) -> dict[str, Any]:
-    """The recipe with ``overrides`` trained for ``seconds`` of wall time."""
-    step_seconds = seconds_per_step(overrides)
-    steps = max(10, int(seconds / step_seconds))
-    print(f"{label}: {step_seconds * 1000:.0f} ms/step measured -> max_steps {steps}", flush=True)
-    budget = TimeBudget(seconds, curve_every=max(1, steps // 10))
+    """The recipe with ``overrides`` trained for ``seconds`` of training time (the schedule is
+    re-fitted to the budget every 20 updates from the measured pace; curve evaluations excluded)."""
+    print(f"{label}: {seconds:.1f} s of training", flush=True)
+    budget = TimeBudget(seconds, curve_every_seconds=seconds / 10)
     with tempfile.TemporaryDirectory() as folder:
         run = fathom.fit(
             None, "tinyshakespeare", callbacks=[budget],
-            overrides=[f"data.data_dir={DATA_DIR}", f"train.max_steps={steps}", f"run.dir={folder}",
-                       "run.progress=none", "task.sample_tokens=0", *overrides],
+            overrides=[f"data.data_dir={DATA_DIR}", f"run.dir={folder}", "run.progress=none",
+                       "task.sample_tokens=0", *overrides],
         )  # fmt: skip
         metrics = run.evaluate("val")
         summary = run.summary
     return {
         "seconds": round(budget.training_seconds, 2),
         "steps": summary["steps"],
-        "planned_steps": steps,
         "val_loss": round(metrics["loss"], 4),
         "bits_per_character": round(metrics["bits_per_character"], 4),
         "parameters": summary["model"]["parameters"],
@@ -266,20 +257,30 @@ def fathom_budgeted(seconds: float, overrides: list[str], label: str) -> dict[st
 
 
 # ------------------------------------------------------------------ GPU mode (bf16 + compile)
-def gpu_mode(seconds: float) -> dict[str, Any]:
-    """On CUDA: the GPU recipe with bf16 and torch.compile for ``seconds``; tokens/s and MFU."""
+def gpu_mode(
+    seconds: float, device: str = "cuda", compile: bool = True, extra: list[str] | None = None
+) -> dict[str, Any]:
+    """The GPU recipe (bf16, torch.compile) for ``seconds``; tokens/s, and MFU on CUDA.
+
+    ``device="cpu"`` runs the same configuration on a CPU as a smoke test of the path."""
     overrides = [
-        "train.device=cuda", "train.precision=bf16", "train.compile=true", "data.context=256",
+        f"train.device={device}", "train.precision=bf16", f"train.compile={str(compile).lower()}",
+        "data.context=256",
         "data.batch_size=64", "model.dim=384", "model.depth=6", "model.heads=6", "model.context=256",
-        "model.dropout=0.2", "optim.lr=1e-3", "data.stride=1",
+        "model.dropout=0.1", "data.stride=1", "train.epochs=100", "schedule.warmup_epochs=0.005",
     ]  # fmt: skip
-    result = fathom_budgeted(seconds, overrides, "gpu")
+    result = fathom_budgeted(seconds, [*overrides, *(extra or [])], "gpu")
     layers, width, context, batch = 6, 384, 256, 64
     flops_per_token = 6 * result["parameters"] + 12 * layers * width * context  # nanoGPT's MFU
     tokens_per_second = result["steps"] * batch * context / max(result["seconds"], 1e-9)
     result["tokens_per_second"] = round(tokens_per_second)
-    result["mfu"] = round(flops_per_token * tokens_per_second / H100_BF16_PEAK_FLOPS, 4)
     result["goal"] = "val loss <= 1.47 within 60 s, MFU >= 0.40"
+    result["device"] = device
+    if device == "cuda":
+        result["mfu"] = round(flops_per_token * tokens_per_second / H100_BF16_PEAK_FLOPS, 4)
+        result["gpu"] = torch.cuda.get_device_name()
+        result["cuda"] = torch.version.cuda
+        print(f"gpu: {tokens_per_second:,.0f} tokens/s, MFU {result['mfu']:.1%}", flush=True)
     return result
 
 
@@ -289,11 +290,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--best-seconds", type=float, default=300.0)
     parser.add_argument("--skip-best", action="store_true")
+    parser.add_argument("--gpu-only", action="store_true", help="only (d), the CUDA run")
+    parser.add_argument(
+        "--device", default="cuda", help="--gpu-only on 'cpu' with --quick: a smoke test"
+    )
     parser.add_argument(
         "--best-overrides", nargs="*", default=[], help="overrides of the recipe for (c)"
     )
     args = parser.parse_args()
     machine = start_run(args.threads)
+    if args.gpu_only:
+        on_cpu = args.device == "cpu"
+        if (on_cpu and not args.quick) or (not on_cpu and not torch.cuda.is_available()):
+            print("--gpu-only needs a CUDA device (or --device cpu --quick)", file=sys.stderr)
+            raise SystemExit(2)
+        seconds = 10.0 if args.quick else 60.0
+        quick = ["data.max_chars=100000"] if args.quick else []
+        gpu = gpu_mode(seconds, args.device, compile=not on_cpu, extra=quick)
+        write_record(args.output, {"machine": machine, "quick": args.quick, "gpu": gpu})
+        return
     text = (DATA_DIR / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     meter = LoadMeter()
     meter.start()
@@ -317,7 +332,13 @@ def main() -> None:
     }  # fmt: skip
     if not args.skip_best:
         seconds = 10.0 if args.quick else args.best_seconds
-        best = [*args.best_overrides, *quick]
+        # the recipe's own train.max_seconds would count the curve evaluations; the callback rules
+        best = [
+            "recipe=tinyshakespeare-5min",
+            "train.max_seconds=null",
+            *args.best_overrides,
+            *quick,
+        ]
         record["fathom_best"] = fathom_budgeted(seconds, best, "(c) fathom best")
         print(f"(c) fathom in {seconds:.0f}s: val loss {record['fathom_best']['val_loss']}")
     if torch.cuda.is_available():

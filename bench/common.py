@@ -22,7 +22,8 @@ from fathom.data.bundle import DataBundle, Split
 from fathom.engine.features import reuse_freed_cpu_memory
 
 HERE = Path(__file__).resolve().parent
-DATA_DIR = HERE.parent.parent / "shared" / "datasets"
+# ../shared/datasets beside the checkout; FATHOM_BENCH_DATA points elsewhere (the GPU machine).
+DATA_DIR = Path(os.environ.get("FATHOM_BENCH_DATA", HERE.parent.parent / "shared" / "datasets"))
 MEMORY_NOTE = (
     "Fathom's trainer sets glibc's mallopt (train.reuse_cpu_memory, default true) so large freed "
     "CPU buffers stay in the heap for reuse. It is process-wide: the bench sets it once at start, "

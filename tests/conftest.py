@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 from fathom.data.bundle import DataBundle, DataInfo, Split
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+# FATHOM_BENCH_DATA: where the datasets are on a machine without ../shared (the GPU machine)
+SHARED_DATASETS = Path(os.environ.get("FATHOM_BENCH_DATA", REPO.parent / "shared" / "datasets"))
 
 
 @pytest.fixture(scope="session")

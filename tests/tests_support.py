@@ -7,7 +7,7 @@ from torch import nn
 
 from fathom.config import OptimConfig, TrainConfig
 from fathom.data.loader import TensorLoader
-from fathom.engine import Trainer
+from fathom.engine import Callback, Trainer
 from fathom.tasks.classification import Classification
 
 
@@ -25,3 +25,16 @@ def trainer_for(bundle, callbacks=(), epochs: int = 2, **train) -> Trainer:
         optim=OptimConfig(lr=0.01),
         callbacks=callbacks,
     )
+
+
+class InterruptAt(Callback):
+    """Stops the process like Ctrl-C right after step ``step`` (and after its checkpoint)."""
+
+    order = 200  # after the Checkpointer
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def batch_end(self, trainer) -> None:
+        if trainer.state.step == self.step:
+            raise KeyboardInterrupt

@@ -56,7 +56,7 @@ class TaskConfig(OpenSection):
 
 
 class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "muon"] = "adamw"
     lr: Annotated[float, Field(gt=0.0)] | Literal["auto"] = 1e-3  # auto: the LR finder picks it
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -65,6 +65,8 @@ class OptimConfig(Section):
     eps: float = Field(1e-8, gt=0.0)
     alpha: float = Field(0.99, gt=0.0, lt=1.0)
     fused: bool = False  # one fused kernel per step (sgd, adam, adamw): fastest on GPUs
+    muon_lr: float = Field(0.02, gt=0.0)  # muon: hidden matrices (lr is the AdamW part's)
+    muon_momentum: float = Field(0.95, ge=0.0, lt=1.0)
 
 
 class ScheduleConfig(Section):

@@ -54,3 +54,17 @@ def test_mnist_quick_runs_the_example_reference_alone(shared_datasets, tmp_path)
     run = record["runs"]["hand-written reference"][0]
     assert run["settings"]["network"] == "ExampleNet" == record["reference"]["network"]
     assert record["speedup_to_99.0"] == {}
+
+
+def test_charlm_quick_compares_nanogpt_and_the_recipe(shared_datasets, tmp_path):
+    record = run_bench("charlm.py", tmp_path / "charlm.json", "--skip-best")
+    reference, fathom_run = record["nanogpt"], record["fathom_same_time"]
+    assert reference["iterations"] == 40 and reference["val_loss"] > 0
+    assert fathom_run["seconds"] >= reference["seconds"] * 0.9 and fathom_run["val_loss"] > 0
+    assert fathom_run["curve"] and record["recipe"]["optim"]["name"] == "muon"
+
+
+def test_charlm_gpu_configuration_runs_on_a_cpu(shared_datasets, tmp_path):
+    record = run_bench("charlm.py", tmp_path / "gpu.json", "--gpu-only", "--device", "cpu")
+    gpu = record["gpu"]
+    assert gpu["device"] == "cpu" and gpu["tokens_per_second"] > 0 and "mfu" not in gpu

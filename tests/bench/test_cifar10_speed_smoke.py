@@ -1,4 +1,4 @@
-"""bench/cifar10_speed.py runs on a CPU with --smoke, and refuses the full GPU run cleanly."""
+"""bench/cifar10_speed.py (CIFAR-10 and MNIST) runs on a CPU with --smoke, and refuses the full GPU run cleanly."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_smoke_writes_both_variants(shared_datasets, tmp_path):
+def test_smoke_writes_all_three_variants(shared_datasets, tmp_path):
     if not (shared_datasets / "cifar10").is_dir():
         pytest.skip("../shared/datasets/cifar10 is not available")
     output = tmp_path / "speed.json"
@@ -32,13 +32,16 @@ def test_smoke_writes_both_variants(shared_datasets, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     record = json.loads(output.read_text())
     assert record["smoke"] is True and record["machine"]["device"] == "cpu"
-    assert record["train_examples"] == 512 and record["compile"] is False
-    for name in ("fathom", "resnet18"):
+    assert record["examples"]["cifar10"]["train"] == 512 and record["compile"] is False
+    assert record["examples"]["mnist"]["train"] == 512
+    for name in ("fathom", "resnet18", "mnist"):
         variant = record["variants"][name]
         assert [run["seed"] for run in variant["runs"]] == [0]
         assert 0.0 <= variant["accuracy_mean"] <= 1.0 and variant["seconds_mean"] > 0
     assert record["variants"]["fathom"]["config"]["model"]["name"] == "airbench"
     assert record["variants"]["fathom"]["config"]["task"]["tta"] == ["flip", "translate"]
+    assert record["variants"]["mnist"]["config"]["recipe"] == "mnist-speed"
+    assert record["variants"]["mnist"]["target_accuracy"] == 0.99
     plain = record["variants"]["resnet18"]["config"]
     assert "tta" not in plain["task"] and plain["schedule"]["start_ratio"] == 0.04  # no recipe
 

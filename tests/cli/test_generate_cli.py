@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import fathom
 from fathom.cli import main
-from fathom.engine import Callback
+from tests_support import InterruptAt
 
 pytestmark = pytest.mark.slow
 
@@ -102,19 +102,6 @@ def test_bad_requests_are_one_line_errors(name, request_arguments, message, runs
     assert main(["generate", str(runs[name]), *request_arguments]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
-
-
-class InterruptAt(Callback):
-    """Stops the process like Ctrl-C right after the checkpoint of step ``step``."""
-
-    order = 200  # after the Checkpointer
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def batch_end(self, trainer) -> None:
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_gan_resume_mid_run_is_bitwise_exact(tiny, tmp_path) -> None:

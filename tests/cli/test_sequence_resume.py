@@ -8,22 +8,13 @@ from safetensors.torch import load_file
 
 import fathom
 from fathom.api import resume
-from fathom.engine import Callback
+from tests_support import InterruptAt
 
 CASES = {
     "sunspots": ["train.epochs=2", "data.batch_size=64", "model.hidden_size=16", "task.baselines=false"],
     "dates": ["train.epochs=2", "data.size=256", "data.val_size=32", "data.test_size=32",
               "data.batch_size=64", "model.hidden_size=16", "model.dropout=0.2"],
 }  # fmt: skip
-
-
-class InterruptAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def batch_end(self, trainer) -> None:
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.slow

@@ -74,6 +74,8 @@ def test_sentiment_classifier_trains_briefly(shared_datasets, tmp_path) -> None:
     record = json.loads((run / "run.json").read_text())
     assert record["model"]["name"] == "transformer_encoder"
     assert record["test"]["accuracy"] > 0.65  # two balanced classes: chance is 0.5
+    assert (run / "plots" / "attention.png").stat().st_size > 5000
+    assert "Attention map" in (run / "report.html").read_text()
 
 
 def test_text_csv_train_and_predict(tmp_path, capsys) -> None:

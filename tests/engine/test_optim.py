@@ -54,3 +54,16 @@ def test_apply_sets_group_rates_from_their_base():
     Schedule(ScheduleConfig(name="cosine"), 10, 100).apply(optimizer, 50)
     assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.5, 0.05])
     assert math.isclose(optimizer.param_groups[0]["initial_lr"], 1.0)
+
+
+def test_end_within_shortens_the_schedule_to_the_time_left_never_lengthens_it():
+    schedule = Schedule(ScheduleConfig(name="cosine", min_lr_ratio=0.1), 100, 1000)
+    schedule.end_within(updates_done=100, seconds_per_update=0.5, seconds_left=100.0)
+    assert schedule.total_steps == 300
+    assert schedule.factor(300) == pytest.approx(0.1)  # the floor is reached as time runs out
+    schedule.end_within(updates_done=300, seconds_per_update=0.5, seconds_left=-5.0)
+    assert schedule.total_steps == 301
+    schedule.end_within(updates_done=100, seconds_per_update=0.001, seconds_left=100.0)
+    assert schedule.total_steps == 1000  # never beyond the plan
+    schedule.end_within(updates_done=100, seconds_per_update=0.0, seconds_left=100.0)
+    assert schedule.total_steps == 1000

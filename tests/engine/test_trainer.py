@@ -128,3 +128,15 @@ def test_regression_task_fits_a_linear_function():
     trainer.fit()
     assert trainer.last_evaluation["r2"] > 0.98
     assert trainer.last_evaluation["rmse"] < 0.3
+
+
+def test_max_seconds_ends_the_schedule_with_the_time_budget(blobs, monkeypatch):
+    clock = iter(range(0, 10**6))  # every reading of the clock is one second later
+    monkeypatch.setattr("fathom.engine.trainer.time.perf_counter", lambda: float(next(clock)))
+    trainer = make_trainer(blobs, batch_size=4, epochs=50, max_seconds=200.0)
+    planned = trainer.schedule.total_steps
+    trainer.fit()
+    assert trainer.state.stop_reason.startswith("reached train.max_seconds")
+    assert trainer.schedule.total_steps < planned
+    assert trainer.schedule.total_steps - trainer.state.optimizer_steps <= 20
+    assert trainer.current_lr() < 0.01 * 0.2  # annealed near the end, not cut off at peak

@@ -72,6 +72,16 @@ def test_multi_optimizer_tasks_are_refused(blobs):
         find_lr(trainer)
 
 
+def test_muon_with_its_two_learning_rates_is_refused(blobs):
+    model = nn.Sequential(nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3))
+    trainer = Trainer(
+        model, Classification(3), TensorLoader(blobs.train, 16), train=TrainConfig(epochs=1),
+        optim=OptimConfig(name="muon"),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="muon_lr"):
+        find_lr(trainer)
+
+
 @pytest.mark.slow
 def test_auto_learning_rate_in_fit_and_the_cli(tmp_path, capsys, one_thread):
     options = [

@@ -24,6 +24,7 @@ SHRINK = {
         "train": {"precision": "fp32", "compile": False},
     },
     "folder": {"model": {"width": 0.125}, "train": {"precision": "fp32"}},
+    "mnist-speed": {"train": {"precision": "fp32", "compile": False}},
 }
 
 
@@ -46,7 +47,7 @@ def check_run(run: fathom.Run, recipe: str) -> None:
     assert 0.0 <= accuracy <= 1.0 and math.isfinite(summary["test"]["loss"])
 
 
-@pytest.mark.parametrize("recipe", ["digits", "mnist", "cifar10", "cifar10-speed"])
+@pytest.mark.parametrize("recipe", ["digits", "mnist", "mnist-speed", "cifar10", "cifar10-speed"])
 def test_dataset_recipe_trains_on_a_slice(recipe, shared_datasets, tmp_path):
     run = fathom.fit(config=smoke_config(recipe, shared_datasets, tmp_path))
     check_run(run, recipe)
@@ -73,5 +74,5 @@ def test_every_recipe_documents_version_and_measured_figures():
     for name in recipes.list():
         raw = fathom.registry.RECIPES.get(name)()
         assert isinstance(raw.get("version"), int), name
-        if name in ("cifar10", "cifar10-speed", "folder", "mnist", "mnist-fast"):
+        if name in ("cifar10", "cifar10-speed", "folder", "mnist", "mnist-fast", "mnist-speed"):
             assert raw.get("expected"), f"recipe {name} documents no expected figures"

@@ -48,3 +48,15 @@ def test_a_wider_beam_finds_the_likelier_sequence() -> None:
     source = torch.ones(1, 3, dtype=torch.long)
     assert greedy_decode(Tree(), source, 4)[0, :2].tolist() == [3, 5]
     assert beam_search(Tree(), source, 4, beam_size=2)[0].tolist() == [4, 2, 0, 0]
+
+
+@pytest.mark.parametrize("model_name", ["gru_seq2seq", "transformer_seq2seq"])
+def test_batched_beam_search_equals_one_example_at_a_time(model_name: str) -> None:
+    torch.manual_seed(0)
+    options = {"hidden_size": 16} if model_name == "gru_seq2seq" else {"dim": 16, "heads": 2}
+    model = fathom.models.create_for_data(model_name, INFO, **options).eval()
+    source = torch.randint(4, 12, (5, 9))
+    source[1, 4:] = 0
+    batched = beam_search(model, source, 7, beam_size=3)
+    alone = torch.cat([beam_search(model, source[i : i + 1], 7, beam_size=3) for i in range(5)])
+    torch.testing.assert_close(batched, alone)

@@ -9,10 +9,10 @@ import torch
 
 import fathom
 from fathom.data.language import language_model_bundle
-from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
 from fathom.tasks import create_for_data
 from fathom.tasks.language_model import LanguageModelMetrics
+from tests_support import InterruptAt
 
 SHORT_TEXT = (
     "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
@@ -70,17 +70,6 @@ def test_generation_refuses_bad_prompts_in_one_line(tmp_path) -> None:
         len(result["text"]) == 7 and (tmp_path / "sample-seed3.txt").read_text() == result["text"]
     )
     assert result == task.generate(model, bundle.info, tmp_path, prompt="ab", max_tokens=5, seed=3)
-
-
-class InterruptAt(Callback):
-    order = 200  # after the checkpointer has saved this step
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def batch_end(self, trainer) -> None:
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_resuming_mid_epoch_gives_the_same_weights(tmp_path) -> None:

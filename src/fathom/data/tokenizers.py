@@ -147,3 +147,11 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) ->
         if ids:
             batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return batch
+
+
+def token_label(tokenizer: Tokenizer, token: int) -> str:
+    """How one token reads on a figure: its text, or its name for special tokens (``<unk>``)."""
+    text = tokenizer.decode([token])
+    if text:
+        return text
+    return SPECIAL_TOKENS[token] if 0 <= token < len(SPECIAL_TOKENS) else "?"

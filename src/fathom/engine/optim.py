@@ -11,18 +11,34 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import nn
 
 from fathom.config import OptimConfig, ScheduleConfig
+from fathom.engine.muon import Muon, hidden_matrices, muon_parameter_groups
 from fathom.errors import ConfigError
 
 
-def build_optimizer(parameters: Iterable[Any], config: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam, AdamW or RMSprop from an ``OptimConfig``."""
+def build_optimizer(
+    parameters: Iterable[Any], config: OptimConfig, model: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam, AdamW, RMSprop or Muon from an ``OptimConfig``.
+
+    Muon needs the ``model`` to tell its hidden matrices from embeddings and the output layer.
+    """
     common: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.fused:
-        if config.name == "rmsprop":
-            raise ConfigError("optim.fused is not available for rmsprop; use sgd, adam or adamw")
+        if config.name in ("rmsprop", "muon"):
+            raise ConfigError(
+                f"optim.fused is not available for {config.name}; use sgd, adam or adamw"
+            )
         common["fused"] = True
+    if config.name == "muon":
+        if model is None:
+            raise ConfigError("optim.name=muon needs the model to find its hidden matrices")
+        groups = muon_parameter_groups(parameters, hidden_matrices(model), config.muon_lr)
+        return Muon(
+            groups, momentum=config.muon_momentum, betas=config.betas, eps=config.eps, **common
+        )
     if config.name == "sgd":
         momentum = config.momentum
         return torch.optim.SGD(
@@ -43,8 +59,16 @@ class Schedule:
     def __init__(self, config: ScheduleConfig, steps_per_epoch: int, total_steps: int) -> None:
         self.config = config
         self.steps_per_epoch = max(1, steps_per_epoch)
-        self.total_steps = max(1, total_steps)
+        self.total_steps = self.planned_steps = max(1, total_steps)
         self.warmup_steps = int(round(config.warmup_epochs * self.steps_per_epoch))
+
+    def end_within(self, updates_done: int, seconds_per_update: float, seconds_left: float) -> None:
+        """Shorten the schedule so that it ends when a time budget runs out, at the measured pace
+        (never beyond the planned number of updates)."""
+        if seconds_per_update <= 0:
+            return
+        fitting = updates_done + int(max(0.0, seconds_left) / seconds_per_update)
+        self.total_steps = max(1, updates_done + 1, min(self.planned_steps, fitting))
 
     def factor(self, step: int) -> float:
         """Multiplier of the base learning rate for optimizer step ``step`` (0-based)."""

@@ -65,7 +65,8 @@ class Trainer:
                 "train.accumulate_steps > 1 is not supported for multi-optimizer tasks"
             )
         self.optimizers = {
-            name: build_optimizer(params, optim or OptimConfig()) for name, params in groups.items()
+            name: build_optimizer(params, optim or OptimConfig(), self.model)
+            for name, params in groups.items()
         }
         updates_per_epoch = math.ceil(len(train_loader) / self.accumulate)
         total_updates = updates_per_epoch * self.epochs
@@ -81,12 +82,14 @@ class Trainer:
         self._logged_samples = 0
         self._checked = False
         self._fit_started = time.perf_counter()
+        self._updates_at_start = 0
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
         """Train until ``epochs`` are done, a callback stops training, or ``max_steps`` is reached."""
         self._apply_schedule()
         self._fit_started = time.perf_counter()
+        self._updates_at_start = self.state.optimizer_steps
         self.fire("fit_start")
         try:
             while self.state.epoch < self.epochs:
@@ -143,6 +146,8 @@ class Trainer:
         self.state.samples_seen += len(batch[0])
         if boundary:
             self.state.optimizer_steps += 1
+            if self.config.max_seconds and self.state.optimizer_steps % 20 == 0:
+                self._end_schedule_within_time()
             self._apply_schedule()
             if self.ema is not None:
                 self.ema.update(self.model, self.state.optimizer_steps)
@@ -168,6 +173,14 @@ class Trainer:
     def _apply_schedule(self) -> None:
         for optimizer in self.optimizers.values():
             self.schedule.apply(optimizer, self.state.optimizer_steps)
+
+    def _end_schedule_within_time(self) -> None:
+        """With ``train.max_seconds``, decaying schedules end when the time budget runs out."""
+        updates = self.state.optimizer_steps - self._updates_at_start
+        if updates >= 20:
+            pace = (time.perf_counter() - self._fit_started) / updates
+            left = self.config.max_seconds - self._training_seconds()
+            self.schedule.end_within(self.state.optimizer_steps, pace, left)
 
     def _accumulate_logs(
         self, phase: str, loss: torch.Tensor, values: dict[str, torch.Tensor]

@@ -103,6 +103,11 @@ def find_lr(
     if len(trainer.optimizers) != 1:
         raise ConfigError("lr-find works on single-optimizer tasks; set optim.lr by hand here")
     optimizer = next(iter(trainer.optimizers.values()))
+    if any(group.get("muon") for group in optimizer.param_groups):
+        raise ConfigError(
+            "lr-find sweeps one learning rate, and muon has two (optim.lr, optim.muon_lr); "
+            "set them by hand"
+        )
     phase = next(iter(trainer.optimizers))
     saved = _Saved(trainer)
     factor = (end / start) ** (1 / max(1, steps - 1))

@@ -43,3 +43,28 @@ def plot_attention(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def save_attention_section(
+    run_dir: Path,
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: Sequence[str],
+    title: str,
+    text: str,
+    prefix: str = "[CLS]",
+) -> None:
+    """Plot the last layer's ``model.attention_maps(inputs)`` for one example into the report;
+    ``prefix`` labels a position the model puts before the tokens (a CLS token)."""
+    from fathom.report.html import save_section
+
+    was_training = model.training
+    model.eval()
+    try:
+        maps = model.attention_maps(inputs)  # type: ignore[operator]
+    finally:
+        model.train(was_training)
+    if maps[-1].shape[-1] == len(labels) + 1:
+        labels = [prefix, *labels]
+    plot_attention(maps[-1][0], labels, run_dir / "plots" / "attention.png", title)
+    save_section(run_dir, "attention", "Attention map", text=text, images=["plots/attention.png"])

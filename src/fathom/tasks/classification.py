@@ -7,6 +7,8 @@ the softmax over test-time views of each batch (see ``fathom.data.tta``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from torch import nn
 
 from fathom.data.bundle import DataInfo
 from fathom.data.tta import check_tta, tta_views
+from fathom.engine.callbacks import Callback
 from fathom.engine.metrics import ClassificationMetrics
 from fathom.errors import DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
@@ -29,16 +32,24 @@ class Classification(Task):
         num_classes: int,
         label_smoothing: float = 0.0,
         tta: Sequence[str] | None = (),
+        tokenizer: dict[str, Any] | None = None,
     ) -> None:
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.tta = check_tta(tta)
+        self.tokenizer = tokenizer  # text datasets: the run's tokenizer, to label attention maps
 
     @classmethod
     def for_data(
         cls, info: DataInfo, label_smoothing: float = 0.0, tta: Sequence[str] | None = ()
     ) -> Classification:
-        return cls(int(info.num_classes or 0), label_smoothing, tta)
+        tokenizer = info.extra.get("tokenizer")
+        return cls(int(info.num_classes or 0), label_smoothing, tta, tokenizer)
+
+    def callbacks(self, run_dir: Path | None) -> list[Callback]:
+        if self.tokenizer is None or run_dir is None:
+            return []
+        return [TextAttention(self.tokenizer, run_dir)]
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         outputs = probe_outputs(model, batch[0])
@@ -86,3 +97,32 @@ class Classification(Task):
         if self.tta:
             return self.tta_probabilities(model, inputs)
         return model(inputs).float().softmax(dim=1)
+
+
+class TextAttention(Callback):
+    """At the end of a text classification run: the attention map of a validation sentence."""
+
+    MAX_TOKENS = 32
+
+    def __init__(self, tokenizer: dict[str, Any], run_dir: Path) -> None:
+        self.tokenizer, self.run_dir = tokenizer, run_dir
+
+    def fit_end(self, trainer: Any) -> None:
+        from fathom.data.tokenizers import token_label, tokenizer_from_dict
+        from fathom.models.transformer import PAD_ID
+        from fathom.report.attention import save_attention_section
+
+        model = trainer.model
+        validation = getattr(trainer.val_loader, "inputs", None)
+        if not hasattr(model, "attention_maps") or validation is None or not len(validation):
+            return
+        tokens = validation[0][validation[0] != PAD_ID][: self.MAX_TOKENS]
+        if not len(tokens):
+            return
+        tokenizer = tokenizer_from_dict(self.tokenizer)
+        labels = [token_label(tokenizer, token) for token in tokens.tolist()]
+        inputs = tokens.unsqueeze(0).to(trainer.device)
+        save_attention_section(
+            self.run_dir, model, inputs, labels, "Last layer's attention on a validation sentence",
+            "Each panel is one head: row i shows how much token i attends to each token.",
+        )  # fmt: skip

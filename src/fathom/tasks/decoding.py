@@ -49,53 +49,71 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 1.0,
 ) -> torch.Tensor:
-    """Beam search per example; finished hypotheses rank by log-probability / length**penalty.
+    """Beam search; finished hypotheses rank by log-probability / length**penalty.
 
-    A search stops when ``beam_size`` hypotheses have ended with <eos> (or at ``max_length``).
-    ``beam_size=1`` is exactly greedy decoding.
+    Every live hypothesis of every example goes through the decoder in one batch per step; an
+    example's search stops when ``beam_size`` of its hypotheses have ended with <eos> (or at
+    ``max_length``). ``beam_size=1`` is exactly greedy decoding.
     """
     memory = model.encode(source)
-    rows = []
-    for index in range(len(source)):
-        example_memory = select_memory(memory, slice(index, index + 1))
-        best = _search_one(model, source[index : index + 1], example_memory, max_length,
-                           beam_size, length_penalty)  # fmt: skip
-        rows.append(torch.tensor(best, dtype=torch.long, device=source.device))
+    searches = [_Search(beam_size) for _ in range(len(source))]
+    for _ in range(max_length):
+        active = [index for index, search in enumerate(searches) if not search.done]
+        if not active:
+            break
+        owners = [index for index in active for _ in searches[index].beams]
+        tokens = torch.tensor(
+            [sequence for index in active for sequence, _ in searches[index].beams],
+            device=source.device,
+        )
+        expand = torch.tensor(owners, dtype=torch.long, device=source.device)
+        logits = model.decode(tokens, select_memory(memory, expand), source[expand])
+        log_probs = logits[:, -1].float().log_softmax(dim=-1)
+        start = 0
+        for index in active:
+            count = len(searches[index].beams)
+            searches[index].extend(tokens[start : start + count], log_probs[start : start + count])
+            start += count
     result = torch.zeros(len(source), max_length, dtype=torch.long, device=source.device)
-    for index, row in enumerate(rows):
-        result[index, : len(row)] = row[:max_length]
+    for index, search in enumerate(searches):
+        best = search.best(length_penalty)[:max_length]
+        result[index, : len(best)] = torch.tensor(best, dtype=torch.long)
     return result
 
 
-def _search_one(model: nn.Module, source: torch.Tensor, memory: Any, max_length: int,
-                beam_size: int, length_penalty: float) -> list[int]:  # fmt: skip
-    beams: list[tuple[list[int], float]] = [([BOS], 0.0)]
-    finished: list[tuple[list[int], float]] = []
-    for _ in range(max_length):
-        count = len(beams)
-        tokens = torch.tensor([sequence for sequence, _ in beams], device=source.device)
-        expand = torch.zeros(count, dtype=torch.long, device=source.device)
-        logits = model.decode(tokens, select_memory(memory, expand), source.expand(count, -1))
-        log_probs = logits[:, -1].float().log_softmax(dim=-1)
-        scores = torch.tensor([score for _, score in beams], device=source.device)
+class _Search:
+    """One example's hypotheses: the live beams and those already ended with <eos>."""
+
+    def __init__(self, beam_size: int) -> None:
+        self.beam_size = beam_size
+        self.beams: list[tuple[list[int], float]] = [([BOS], 0.0)]
+        self.finished: list[tuple[list[int], float]] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.finished) >= self.beam_size or not self.beams
+
+    def extend(self, tokens: torch.Tensor, log_probs: torch.Tensor) -> None:
+        """Keep the best ``beam_size`` continuations of the beams (``tokens`` [beams, t])."""
+        scores = torch.tensor([score for _, score in self.beams], device=log_probs.device)
         totals = (scores[:, None] + log_probs).flatten()
-        top = totals.topk(min(2 * beam_size, len(totals)))
+        top = totals.topk(min(2 * self.beam_size, len(totals)))
         vocabulary = log_probs.shape[1]
-        beams = []
+        self.beams = []
         for total, flat in zip(top.values.tolist(), top.indices.tolist(), strict=True):
             parent, token = divmod(flat, vocabulary)
             sequence = [*tokens[parent].tolist(), token]
-            (finished if token == EOS else beams).append((sequence, total))
-            if len(beams) == beam_size or len(finished) >= beam_size:
+            (self.finished if token == EOS else self.beams).append((sequence, total))
+            if len(self.beams) == self.beam_size or len(self.finished) >= self.beam_size:
                 break
-        if len(finished) >= beam_size or not beams:
-            break
-    candidates = finished or beams
 
-    def normalised(item: tuple[list[int], float]) -> float:
-        return item[1] / max(1, len(item[0]) - 1) ** length_penalty
+    def best(self, length_penalty: float) -> list[int]:
+        """The best hypothesis without <bos>: finished ones first, else the live beams."""
 
-    return max(candidates, key=normalised)[0][1:]
+        def normalised(item: tuple[list[int], float]) -> float:
+            return item[1] / max(1, len(item[0]) - 1) ** length_penalty
+
+        return max(self.finished or self.beams, key=normalised)[0][1:]
 
 
 def pad_to(tokens: torch.Tensor, length: int) -> torch.Tensor:

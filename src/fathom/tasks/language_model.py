@@ -221,19 +221,11 @@ class TextSamples(Callback):
         validation = getattr(trainer.val_loader, "inputs", None)
         if not hasattr(model, "attention_maps") or validation is None:
             return
-        from fathom.report import save_section
-        from fathom.report.attention import plot_attention
+        from fathom.report.attention import save_attention_section
 
         inputs = validation[:1, :32]
-        was_training = model.training
-        model.eval()
-        maps = model.attention_maps(inputs)
-        model.train(was_training)
         labels = [self.task.tokenizer.decode([int(i)]) for i in inputs[0]]
-        path = self.run_dir / "plots" / "attention.png"
-        plot_attention(maps[-1][0], labels, path, "Last layer's attention on a validation sample")
-        save_section(
-            self.run_dir, "attention", "Attention map",
-            text="Each panel is one head: row i shows how much token i attends to each earlier token.",
-            images=["plots/attention.png"],
+        save_attention_section(
+            self.run_dir, model, inputs, labels, "Last layer's attention on a validation sample",
+            "Each panel is one head: row i shows how much token i attends to each earlier token.",
         )  # fmt: skip
