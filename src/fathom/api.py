@@ -18,20 +18,17 @@ from fathom import models, recipes, tasks
 from fathom.config import (
     FathomConfig,
     build_config,
-    call_with_checked_kwargs,
     load_yaml,
     merge_layer,
     parse_overrides,
 )
 from fathom.data.bundle import DataBundle, DataInfo, Split, check_labels
 from fathom.data.loader import make_loader
-from fathom.data.splits import normalize_inputs
-from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer, evaluate, load_checkpoint
-from fathom.engine.features import Precision, resolve_device
+from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer, load_checkpoint
+from fathom.engine.features import resolve_device
 from fathom.engine.log import MetricsLog
 from fathom.engine.progress import make_progress
 from fathom.errors import ConfigError, FathomError, closest
-from fathom.io import atomic_write_json
 from fathom.run import (
     Run,
     git_revision,
@@ -359,96 +356,3 @@ def _write_report_quietly(run_dir: Path) -> None:
     from fathom.report import write_report
 
     write_report(run_dir)
-
-
-def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"unknown split '{split}'{closest(split, ['train', 'val', 'test'])}")
-    if run.data is None:
-        run.data = load_data(run.config)
-    chosen = getattr(run.data, split)
-    if chosen is None:
-        raise FathomError(f"dataset '{run.info.name}' has no {split} split")
-    device = next(run.model.parameters()).device
-    loader = make_loader(chosen, evaluation_batch_size(run.config), device=device)
-    name = run.config.train.precision  # evaluate as the trainer did (fp16 needs a GPU)
-    precision = Precision("fp32" if name == "fp16" and device.type != "cuda" else name, device)
-    metrics, details = evaluate(run.model, run.task, loader, device, precision)
-    result = {"split": split, "metrics": metrics, **details, "class_names": run.info.class_names}
-    if run.path is not None:
-        atomic_write_json(run.path / f"evaluation-{split}.json", result)
-    return metrics
-
-
-@torch.no_grad()
-def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
-        from fathom.data.inputs import read_inputs
-
-        inputs = read_inputs([Path(p) for p in inputs], run.info)
-        if run.info.normalization:
-            inputs = normalize_inputs(
-                inputs.float(), run.info.normalization["mean"], run.info.normalization["std"]
-            )
-    device = next(run.model.parameters()).device
-    run.model.eval()
-    outputs = [run.task.predict(run.model, chunk.to(device)) for chunk in inputs.split(512)]
-    return torch.cat(outputs).cpu()
-
-
-def generate_run(run: Run, output_dir: str | Path | None = None, **request: Any) -> dict[str, Any]:
-    """Sample from a generative run; files go to ``output_dir`` (default RUN/generated).
-
-    ``classifier`` (a classification run on the same dataset, or its folder) adds
-    ``result["quality"]``: see ``generation_quality``.
-    """
-    classifier = request.pop("classifier", None)
-    task = run.task
-    if type(task).generate is tasks.Task.generate:
-        task.generate(run.model, run.info, Path("."))  # raises: not a generative task
-    if output_dir is None:
-        if run.path is None:
-            raise FathomError("this run has no folder: pass output_dir= for the samples")
-        output_dir = run.path / "generated"
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    arguments = {**request, "model": run.model, "info": run.info, "output_dir": output_dir}
-    result = call_with_checked_kwargs(task.generate, arguments, where=f"generate ({task.name})")
-    if classifier is not None:
-        result["quality"] = generation_quality(run, classifier, result)
-        atomic_write_json(output_dir / "quality.json", result["quality"])
-        result["files"].append(str(output_dir / "quality.json"))
-    return result
-
-
-def generation_quality(
-    run: Run, classifier: Run | str | Path, samples: dict[str, Any], real_limit: int = 10_000
-) -> dict[str, Any]:
-    """Fréchet distance of ``samples`` (a ``generate`` result) to the run's test images in the
-    penultimate features of a Fathom ``classifier`` run (NOT the Inception FID), and the
-    classifier's accuracy on the samples of each requested class (class-conditional models)."""
-    from fathom.run import load
-    from fathom.tasks.quality import classifier_quality
-
-    judge = classifier if isinstance(classifier, Run) else load(classifier)
-    if judge.info.task != "classification" or judge.task.name != "classification":
-        raise ConfigError(f"--classifier {judge.path}: not a classification run")
-    if tuple(judge.info.input_shape) != tuple(run.info.input_shape):
-        raise ConfigError(
-            f"--classifier {judge.path}: trained on inputs {list(judge.info.input_shape)}, "
-            f"but the samples are {list(run.info.input_shape)}"
-        )
-    if samples.get("samples_file") is None:
-        raise ConfigError(f"a {run.task.name} run gives no images to measure")
-    pixels = torch.from_numpy(np.load(samples["samples_file"], allow_pickle=False))
-    labels_file = samples.get("labels_file")
-    labels = torch.from_numpy(np.load(labels_file, allow_pickle=False)) if labels_file else None
-    if run.data is None:
-        run.data = load_data(run.config)
-    real = run.data.test if run.data.test is not None else run.data.val
-    if not isinstance(real, Split):
-        raise FathomError("the quality measure needs a test split held in memory")
-    real_pixels = run.task.to_pixels(real.inputs[:real_limit])
-    return classifier_quality(
-        judge.model, judge.info.normalization, real_pixels, pixels.float(), labels
-    )

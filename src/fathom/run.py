@@ -152,13 +152,13 @@ class Run:
 
     def evaluate(self, split: str = "test") -> dict[str, Any]:
         """Metrics on a split (written to evaluation-<split>.json in the run folder)."""
-        from fathom.api import evaluate_run
+        from fathom.run_actions import evaluate_run
 
         return evaluate_run(self, split)
 
     def predict(self, inputs: torch.Tensor | list[str | Path]) -> torch.Tensor:
         """Probabilities (classification) or values (regression) for tensors or input files."""
-        from fathom.api import predict_run
+        from fathom.run_actions import predict_run
 
         return predict_run(self, inputs)
 
@@ -168,7 +168,7 @@ class Run:
         ``request`` holds the task's options, e.g. ``n``, ``label``, ``steps``, ``seed`` for
         image models or ``prompt``, ``max_tokens``, ``temperature``, ``top_k``, ``top_p``.
         """
-        from fathom.api import generate_run
+        from fathom.run_actions import generate_run
 
         return generate_run(self, output_dir, **request)
 

@@ -56,7 +56,7 @@ def save_attention_section(
 ) -> None:
     """Plot the last layer's ``model.attention_maps(inputs)`` for one example into the report;
     ``prefix`` labels a position the model puts before the tokens (a CLS token)."""
-    from fathom.report.html import save_section
+    from fathom.report.sections import save_section
 
     was_training = model.training
     model.eval()

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from fathom.io import atomic_write_json, atomic_write_text
+from fathom.io import atomic_write_text
 from fathom.report import plots
 from fathom.report.plots import is_number, metric_label
+from fathom.report.sections import SECTIONS_FOLDER
 
 _CSS = (Path(__file__).parent / "report.css").read_text(encoding="utf-8")
 
@@ -274,38 +275,6 @@ def _evaluation(evaluation: dict[str, Any] | None, own_plots: dict[str, Path]) -
     layout = "figures evaluation" if side_by_side else "figures"
     title = f"Evaluation ({evaluation.get('split', 'test')} split)"
     return Section(title, f'<div class="{layout}">{"".join(parts)}</div>')
-
-
-SECTIONS_FOLDER = "sections"
-
-
-def save_section(
-    run_dir: str | os.PathLike[str],
-    key: str,
-    title: str,
-    *,
-    text: str = "",
-    headers: Sequence[str] = (),
-    rows: Sequence[Sequence[Any]] = (),
-    images: Sequence[str] = (),
-) -> Path:
-    """Store a report section as ``RUN/sections/<key>.json``; every later report shows it.
-
-    ``text`` is shown as escaped paragraphs (blank lines split them), ``rows`` as a table and
-    ``images`` (paths relative to the run folder, e.g. ``plots/samples.png``) as figures. Tasks and
-    diagnostics use this to add their results without changing the report writer.
-    """
-    record = {
-        "title": title,
-        "text": text,
-        "headers": list(headers),
-        "rows": [list(row) for row in rows],
-        "images": list(images),
-    }
-    path = Path(run_dir) / SECTIONS_FOLDER / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, record)
-    return path
 
 
 def _saved_sections(run_dir: Path) -> tuple[list[Section], set[str]]:
