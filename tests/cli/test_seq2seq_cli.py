@@ -47,3 +47,15 @@ def test_bad_seq2seq_inputs_are_one_line_errors(dates_run, capsys) -> None:
     assert error.count("\n") == 1 and "'ä' are not in the vocabulary" in error
     assert main(["train", "dates", "task.beam_size=0", "--quiet"]) == 2
     assert "task.beam_size must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_transformer_seq2seq_report_shows_cross_attention(tmp_path) -> None:
+    arguments = ["train", "dates", "--model", "transformer_seq2seq", "--epochs", "2", "--quiet",
+                 "--run-dir", str(tmp_path), "data.size=1500", "data.val_size=100",
+                 "data.test_size=100", "data.batch_size=32", "model.dim=32", "model.heads=2",
+                 "optim.lr=0.003", "model.dropout=0.0"]  # fmt: skip
+    assert main(arguments) == 0
+    run = next(tmp_path.iterdir())
+    assert (run / "plots" / "attention.png").stat().st_size > 5000
+    assert "which source characters the decoder looks at" in (run / "report.html").read_text()

@@ -16,7 +16,7 @@ def test_text_attention_plots_a_validation_sentence_without_padding(tmp_path, mo
     fitted = train_tokenizer("word", ["a good film", "a bad film"], 100, True)
     seen = {}
 
-    def record_plot(weights, labels, path, title):
+    def record_plot(weights, labels, path, title, row_labels=None):
         seen["weights"], seen["labels"] = weights, list(labels)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"png")

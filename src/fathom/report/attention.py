@@ -11,9 +11,14 @@ MAX_LABELS = 48  # above this many tokens the axes show no token labels
 
 
 def plot_attention(
-    weights: torch.Tensor, labels: Sequence[str], path: Path, title: str = "Attention"
+    weights: torch.Tensor,
+    labels: Sequence[str],
+    path: Path,
+    title: str = "Attention",
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
-    """Save ``weights`` [heads, queries, keys] of one example as a PNG at ``path``."""
+    """Save ``weights`` [heads, queries, keys] of one example as a PNG at ``path``; ``labels``
+    name the keys (and the queries, unless ``row_labels`` does, as in cross-attention)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +30,10 @@ def plot_attention(
     figure, axes = plt.subplots(
         rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False, layout="constrained"
     )
-    shown = [repr(label)[1:-1] for label in labels] if len(labels) <= MAX_LABELS else None
+    rows = labels if row_labels is None else row_labels
+    readable = max(len(labels), len(rows)) <= MAX_LABELS
+    shown = [repr(label)[1:-1] for label in labels] if readable else None
+    shown_rows = [repr(label)[1:-1] for label in rows] if readable else None
     for head, panel in enumerate(axes.flat):
         if head >= heads:
             panel.set_visible(False)
@@ -34,7 +42,7 @@ def plot_attention(
         panel.set_title(f"head {head + 1}", fontsize=9)
         if shown is not None:
             panel.set_xticks(range(len(shown)), shown, fontsize=6, rotation=90)
-            panel.set_yticks(range(len(shown)), shown, fontsize=6)
+            panel.set_yticks(range(len(shown_rows)), shown_rows, fontsize=6)
         else:
             panel.set_xticks([])
             panel.set_yticks([])
@@ -53,6 +61,7 @@ def save_attention_section(
     title: str,
     text: str,
     prefix: str = "[CLS]",
+    row_labels: Sequence[str] | None = None,
 ) -> None:
     """Plot the last layer's ``model.attention_maps(inputs)`` for one example into the report;
     ``prefix`` labels a position the model puts before the tokens (a CLS token)."""
@@ -66,5 +75,6 @@ def save_attention_section(
         model.train(was_training)
     if maps[-1].shape[-1] == len(labels) + 1:
         labels = [prefix, *labels]
-    plot_attention(maps[-1][0], labels, run_dir / "plots" / "attention.png", title)
+    path = run_dir / "plots" / "attention.png"
+    plot_attention(maps[-1][0], labels, path, title, row_labels)
     save_section(run_dir, "attention", "Attention map", text=text, images=["plots/attention.png"])

@@ -21,7 +21,7 @@ from fathom.data.translation import CharVocabulary, vocabulary_of
 from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
 from fathom.tasks.base import Batch, Task
-from fathom.tasks.decoding import beam_search, greedy_decode
+from fathom.tasks.decoding import BOS, EOS, PAD, beam_search, greedy_decode
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -75,7 +75,7 @@ class Seq2Seq(Task):
         return cls(info, **options)
 
     def callbacks(self, run_dir: Path | None) -> list[Callback]:
-        return [DecodedExamples(run_dir)] if run_dir is not None else []
+        return [DecodedExamples(run_dir, self)] if run_dir is not None else []
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         missing = [
@@ -147,10 +147,12 @@ class Seq2Seq(Task):
 
 
 class DecodedExamples(Callback):
-    """At the end of training: validation sources, targets and decodings as a report section."""
+    """At the end of training: validation sources, targets and decodings as a report section,
+    and, for models with ``attention_maps``, the cross-attention of one decoded example."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, task: Seq2Seq) -> None:
         self.run_dir = Path(run_dir)
+        self.task = task
 
     def fit_end(self, trainer: Trainer) -> None:
         examples = trainer.last_details.get("examples") or []
@@ -163,3 +165,25 @@ class DecodedExamples(Callback):
                 f"{metrics.get('token_accuracy', 0):.3f} (decoding: greedy unless task.beam_size > 1).")  # fmt: skip
         save_section(self.run_dir, "seq2seq", "Decoded validation examples", text=text,
                      headers=["source", "target", "decoded"], rows=examples)  # fmt: skip
+        sources = getattr(trainer.val_loader, "inputs", None)
+        if hasattr(trainer.model, "attention_maps") and sources is not None and len(sources):
+            self._cross_attention(trainer.model, sources[0], trainer.device)
+
+    def _cross_attention(self, model: nn.Module, source: torch.Tensor, device: Any) -> None:
+        """Which source characters each decoded character attends to (the last decoder layer)."""
+        from fathom.report.attention import save_attention_section
+
+        source = source[source != PAD][None].to(device)
+        model.eval()
+        output = [token for token in self.task.decode(model, source)[0].tolist() if token != PAD]
+        produced = output[: output.index(EOS)] if EOS in output else output
+        target_input = torch.tensor([[BOS, *produced]], device=device)
+        vocabulary = self.task.vocabulary
+        labels = [vocabulary.decode([token]) for token in source[0].tolist()]
+        rows = [vocabulary.decode([token]) for token in produced] + ["<eos>"]
+        save_attention_section(
+            self.run_dir, model, (source, target_input), labels,
+            "Cross-attention of the last decoder layer on a validation example",
+            "Each panel is one head: row i shows which source characters the decoder looks at "
+            "while it writes output character i (greedy decoding).", row_labels=rows,
+        )  # fmt: skip
