@@ -26,6 +26,7 @@ IMBALANCE_RATIO = 0.25
 CONFIDENTLY_WRONG = 0.1
 LEAKED_FRACTION = 0.01
 UNDERFIT_ACCURACY = 0.85
+OVERFIT_RISE = 0.05  # nats per example: a smaller rise of the validation loss is not worth a remedy
 
 Rule = Callable[["Facts", set[str]], dict[str, Any] | None]
 ROOT_CAUSES = {"non_finite", "unnormalised_inputs", "lr_too_high"}
@@ -212,7 +213,8 @@ def _overfitting_evidence(facts: Facts) -> str | None:
         return None
     best_index = min(range(len(val_losses)), key=val_losses.__getitem__)
     best, final, train = val_losses[best_index], val_losses[-1], train_losses[-1]
-    if best_index < 0.75 * (len(val_losses) - 1) and final > 1.3 * best and train < 0.5 * final:
+    rose = final > 1.3 * best and final - best >= OVERFIT_RISE
+    if best_index < 0.75 * (len(val_losses) - 1) and rose and train < 0.5 * final:
         epoch = facts.val[best_index].get("epoch")
         return (
             f"validation loss was lowest ({best:.3g}) at epoch {epoch} and rose to {final:.3g} "
