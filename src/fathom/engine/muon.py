@@ -61,11 +61,12 @@ def muon_parameter_groups(
             groups.append({**group, "params": others, "muon": False})
         if matrices:
             groups.append({**group, "params": matrices, "muon": True, "lr": muon_lr})
-    merged = _merge_single_tensors(groups)  # AdamW groups first: group 0 carries optim.lr
+    merged = _merge_same_options(groups)  # AdamW groups first: group 0 carries optim.lr
     return sorted(merged, key=lambda group: group["muon"])
 
 
-def _merge_single_tensors(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_same_options(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One group per set of options (bare tensors each arrive as a group of their own)."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for group in groups:
         key = tuple(sorted((k, repr(v)) for k, v in group.items() if k != "params"))
