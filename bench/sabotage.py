@@ -22,32 +22,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fathom  # noqa: E402
 from common import add_common_arguments, load_average, start_run, write_record  # noqa: E402
-from fathom.api import build_trainer, resolve_config, seed_everything  # noqa: E402
-from fathom.data.loader import make_loader  # noqa: E402
-from fathom.engine.trainer import evaluate  # noqa: E402
-from fathom.errors import TrainingDiverged  # noqa: E402
-from fathom.inspect import Diagnostics, sabotage  # noqa: E402
+from fathom.inspect import sabotage  # noqa: E402
+from fathom.inspection import run_planted_fault  # noqa: E402
 
 
 def run_setup(setup: sabotage.Setup, seed: int) -> tuple[list[str], float | None]:
-    overrides = [
-        *sabotage.BASE_OVERRIDES,
-        *setup.overrides,
-        f"train.seed={seed}",
-        "run.progress=none",
-    ]
-    config = resolve_config({"model": {"name": "mlp"}}, overrides=overrides, use_recipe=False)
-    seed_everything(seed)
-    trainer = build_trainer(config, setup.model, setup.bundle, None)
-    diagnostics = next(c for c in trainer.callbacks if isinstance(c, Diagnostics))
-    try:
-        trainer.fit()
-    except TrainingDiverged as error:
-        diagnostics.training_failed(trainer, error)
-        return [d.key for d in diagnostics.diagnoses], None
-    loader = make_loader(setup.bundle.test, 512)
-    metrics, _ = evaluate(trainer.model, trainer.task, loader, trainer.device)
-    return [d.key for d in diagnostics.diagnoses], float(metrics["accuracy"])
+    return run_planted_fault(setup, [f"train.seed={seed}"])
 
 
 def healthy_cnn(bundle) -> sabotage.Setup:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fathom.api import build_trainer, load_data, prepare, seed_everything
+from fathom.api import build_trainer, load_data, prepare, resolve_config, seed_everything
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.data.splits import normalize_inputs
@@ -115,3 +115,27 @@ def explain(
     files = explain_run(run, inputs, display, method, test_split, target, count)
     run.report()
     return files
+
+
+def run_planted_fault(setup: Any, overrides: Iterable[str] = ()) -> tuple[list[str], float | None]:
+    """Train a ``fathom.inspect.sabotage.Setup`` in memory (no run folder): the doctor's diagnosis
+    keys and the test accuracy (None when training diverged)."""
+    from fathom.data.loader import make_loader
+    from fathom.engine import evaluate
+    from fathom.errors import TrainingDiverged
+    from fathom.inspect import Diagnostics
+    from fathom.inspect.sabotage import BASE_OVERRIDES
+
+    every = [*BASE_OVERRIDES, *setup.overrides, *overrides, "run.progress=none"]
+    config = resolve_config({"model": {"name": "mlp"}}, overrides=every, use_recipe=False)
+    seed_everything(config.train.seed)
+    trainer = build_trainer(config, setup.model, setup.bundle, None)
+    diagnostics = next(c for c in trainer.callbacks if isinstance(c, Diagnostics))
+    try:
+        trainer.fit()
+    except TrainingDiverged as error:
+        diagnostics.training_failed(trainer, error)
+        return [d.key for d in diagnostics.diagnoses], None
+    loader = make_loader(setup.bundle.test, 512)
+    metrics, _ = evaluate(trainer.model, trainer.task, loader, trainer.device)
+    return [d.key for d in diagnostics.diagnoses], float(metrics["accuracy"])
