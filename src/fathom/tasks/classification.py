@@ -108,8 +108,7 @@ class TextAttention(Callback):
         self.tokenizer, self.run_dir = tokenizer, run_dir
 
     def fit_end(self, trainer: Any) -> None:
-        from fathom.data.tokenizers import token_label, tokenizer_from_dict
-        from fathom.models.transformer import PAD_ID
+        from fathom.data.tokenizers import PAD_ID, token_label, tokenizer_from_dict
         from fathom.report.attention import save_attention_section
 
         model = trainer.model
