@@ -1,4 +1,4 @@
-"""The sabotage table: plant each fault of ``fathom.inspect.sabotage`` in a small digits run, ask
+"""The sabotage table: plant each fault of ``fathom.diagnosis.sabotage`` in a small digits run, ask
 the doctor, and apply the automatic remedy where there is one.
 
 For every fault and seed (the seed changes the data split and the batch order): was the planted
@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fathom  # noqa: E402
 from common import add_common_arguments, load_average, start_run, write_record  # noqa: E402
-from fathom.inspect import sabotage  # noqa: E402
+from fathom.diagnosis import sabotage  # noqa: E402
 from fathom.inspection import run_planted_fault  # noqa: E402
 
 

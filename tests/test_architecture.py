@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fathom"
 LAYERS = {
     "_version": 0, "errors": 0, "io": 0, "registry": 0, "config": 0,
     "data": 1, "nn": 1, "models": 2, "report": 2,
-    "engine": 3, "tasks": 4, "recipes": 5, "inspect": 5, "api": 6, "run": 6, "inspection": 6, "run_actions": 6, "cli": 7, "cli_parser": 7, "__init__": 8,
+    "engine": 3, "tasks": 4, "recipes": 5, "diagnosis": 5, "api": 6, "run": 6, "inspection": 6, "run_actions": 6, "cli": 7, "cli_parser": 7, "__init__": 8,
 }  # fmt: skip
 
 

@@ -191,7 +191,7 @@ def build_trainer(
     task = make_task(config, bundle.info)
     extra += task.callbacks(run_dir)
     if train.diagnostics:
-        from fathom.inspect import Diagnostics
+        from fathom.diagnosis import Diagnostics
 
         extra.append(Diagnostics(run_dir, bundle))
     return Trainer(

@@ -80,7 +80,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def print_saved_diagnosis(run_dir: Path) -> None:
-    from fathom.inspect.doctor import format_diagnoses, read_diagnosis
+    from fathom.diagnosis.doctor import format_diagnoses, read_diagnosis
 
     diagnoses = read_diagnosis(run_dir)
     if diagnoses is not None:
@@ -217,7 +217,7 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    from fathom.inspect.doctor import format_diagnoses
+    from fathom.diagnosis.doctor import format_diagnoses
     from fathom.inspection import doctor
 
     print(format_diagnoses(doctor(args.run)))

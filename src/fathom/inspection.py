@@ -1,4 +1,4 @@
-"""The Python API of ``fathom.inspect``: the LR finder, the doctor and explanations of a run."""
+"""The Python API of ``fathom.diagnosis``: the LR finder, the doctor and explanations of a run."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def choose_learning_rate(
     config: FathomConfig, model: nn.Module, bundle: DataBundle, run_dir: Path
 ) -> None:
     """``optim.lr: auto``: run the LR finder, set its suggestion, keep its plot and numbers."""
-    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+    from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 
     try:
         result = find_lr(lr_finder_trainer(config, model, bundle))
@@ -65,7 +65,7 @@ def lr_find(
 ) -> Any:
     """Sweep the learning rate on the model and data ``fit`` would use; returns an
     ``LRFinderResult`` (``.suggestion``, ``.rule``, the curve) and plots it to ``output``."""
-    from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+    from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
     result = find_lr(lr_finder_trainer(resolved, network, bundle), start, end, steps)
@@ -76,7 +76,7 @@ def lr_find(
 
 def doctor(run: Run | str | Path) -> list[Any]:
     """Diagnose a finished run from its folder: a list of ``Diagnosis`` (empty: no problems)."""
-    from fathom.inspect.doctor import diagnose_run
+    from fathom.diagnosis.doctor import diagnose_run
 
     path = Path(run.path if isinstance(run, Run) else run)
     read_run_json(path)
@@ -93,7 +93,7 @@ def explain(
     """Explain a run's predictions (saliency, integrated-gradients, grad-cam, occlusion, filters,
     attention, top-loss): PNGs in RUN/explain, shown in the report. ``inputs``: files or a
     normalised tensor; default the first test examples."""
-    from fathom.inspect.explain import check_method, explain_run
+    from fathom.diagnosis.explain import check_method, explain_run
     from fathom.run import load
 
     check_method(method)
@@ -118,13 +118,13 @@ def explain(
 
 
 def run_planted_fault(setup: Any, overrides: Iterable[str] = ()) -> tuple[list[str], float | None]:
-    """Train a ``fathom.inspect.sabotage.Setup`` in memory (no run folder): the doctor's diagnosis
+    """Train a ``fathom.diagnosis.sabotage.Setup`` in memory (no run folder): the doctor's diagnosis
     keys and the test accuracy (None when training diverged)."""
     from fathom.data.loader import make_loader
     from fathom.engine import evaluate
     from fathom.errors import TrainingDiverged
-    from fathom.inspect import Diagnostics
-    from fathom.inspect.sabotage import BASE_OVERRIDES
+    from fathom.diagnosis import Diagnostics
+    from fathom.diagnosis.sabotage import BASE_OVERRIDES
 
     every = [*BASE_OVERRIDES, *setup.overrides, *overrides, "run.progress=none"]
     config = resolve_config({"model": {"name": "mlp"}}, overrides=every, use_recipe=False)

@@ -13,7 +13,7 @@ from torch import nn
 import fathom
 from fathom.cli import main
 from fathom.errors import ConfigError, FathomError
-from fathom.inspect.explain import attention_maps, attribute, last_convolution, rank_correlation
+from fathom.diagnosis.explain import attention_maps, attribute, last_convolution, rank_correlation
 from fathom.models.init import initialize
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,7 @@ class TinyAttention(nn.Module):
 
 
 def test_attention_maps_follow_the_convention(tmp_path):
-    from fathom.inspect.explain_plots import plot_attention
+    from fathom.diagnosis.explain_plots import plot_attention
 
     maps = attention_maps(TinyAttention(), torch.randn(2, 5))
     assert len(maps) == 1 and maps[0].shape == (2, 2, 5, 5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import fathom
-from fathom.inspect import sabotage
+from fathom.diagnosis import sabotage
 from fathom.inspection import run_planted_fault
 
 pytestmark = pytest.mark.slow

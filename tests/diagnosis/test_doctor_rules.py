@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from fathom.inspect.doctor import diagnose_records, format_diagnoses
+from fathom.diagnosis.doctor import diagnose_records, format_diagnoses
 
 
 def sample(step, **layers):

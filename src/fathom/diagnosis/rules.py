@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fathom.inspect.doctor import Facts
+    from fathom.diagnosis.doctor import Facts
 
 VANISHING_RATIO = 1e-3  # first-layer / last-layer gradient norm
 EXPLODING_NORM = 100.0  # a layer's gradient norm (healthy: below ~10)

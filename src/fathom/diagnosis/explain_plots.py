@@ -12,7 +12,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fathom.inspect.plots import DPI, save_figure
+from fathom.diagnosis.plots import DPI, save_figure
 
 MAX_ROWS = 8
 

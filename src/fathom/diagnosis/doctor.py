@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fathom.inspect import rules
+from fathom.diagnosis import rules
 
 if TYPE_CHECKING:
     from fathom.data.bundle import DataBundle
@@ -140,7 +140,7 @@ def save_diagnosis(
     run_dir: Path, diagnoses: list[Diagnosis], diagnostics: list[dict[str, Any]]
 ) -> None:
     """RUN/diagnosis.json, the diagnostics plots and the report section."""
-    from fathom.inspect.plots import plot_diagnostics
+    from fathom.diagnosis.plots import plot_diagnostics
     from fathom.io import atomic_write_json
     from fathom.report import save_section
 
@@ -179,8 +179,8 @@ def diagnose_run(
     When the run recorded no data checks and ``load_bundle`` can load its dataset, the data
     checks are computed now. The result is saved back to RUN/diagnosis.json.
     """
-    from fathom.inspect.datachecks import check_bundle
-    from fathom.inspect.diagnostics import read_records
+    from fathom.diagnosis.datachecks import check_bundle
+    from fathom.diagnosis.diagnostics import read_records
     from fathom.report.plots import read_json, read_metrics
 
     run_dir = Path(run_dir)

@@ -4,7 +4,7 @@
 a finished run from its files. The LR finder and explanations are imported from their modules.
 """
 
-from fathom.inspect.diagnostics import Diagnostics
-from fathom.inspect.doctor import Diagnosis, diagnose_records, format_diagnoses
+from fathom.diagnosis.diagnostics import Diagnostics
+from fathom.diagnosis.doctor import Diagnosis, diagnose_records, format_diagnoses
 
 __all__ = ["Diagnosis", "Diagnostics", "diagnose_records", "format_diagnoses"]

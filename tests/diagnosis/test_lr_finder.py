@@ -17,7 +17,7 @@ from fathom.config import OptimConfig, TrainConfig
 from fathom.data.loader import TensorLoader
 from fathom.engine import Trainer
 from fathom.errors import ConfigError
-from fathom.inspect.lr_finder import find_lr, plot_lr_finder
+from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 from fathom.tasks.classification import Classification
 
 

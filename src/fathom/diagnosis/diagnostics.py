@@ -27,7 +27,7 @@ from torch import nn
 from fathom.data.bundle import DataBundle
 from fathom.engine.callbacks import Callback
 from fathom.errors import TrainingDiverged
-from fathom.inspect import datachecks
+from fathom.diagnosis import datachecks
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -249,7 +249,7 @@ class Diagnostics(Callback):
 
     # ------------------------------------------------------------- the doctor
     def diagnose(self, trainer: Trainer) -> list[Any]:
-        from fathom.inspect.doctor import diagnose_records, save_diagnosis
+        from fathom.diagnosis.doctor import diagnose_records, save_diagnosis
 
         metrics = list(getattr(trainer.log, "records", []))
         self.diagnoses = diagnose_records(self.records, metrics, trainer.task.name)

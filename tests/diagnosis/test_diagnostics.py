@@ -11,8 +11,8 @@ from fathom.config import OptimConfig, TrainConfig
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.loader import TensorLoader
 from fathom.engine import Trainer
-from fathom.inspect import Diagnostics
-from fathom.inspect.diagnostics import activation_statistics, sample_interval
+from fathom.diagnosis import Diagnostics
+from fathom.diagnosis.diagnostics import activation_statistics, sample_interval
 from fathom.tasks.base import Task
 from fathom.tasks.classification import Classification
 from fathom.tasks.regression import Regression

@@ -157,7 +157,7 @@ def suggest(rates: list[float], losses: list[float], smoothed: list[float]) -> L
 
 
 def plot_lr_finder(result: LRFinderResult, path: Path) -> Path:
-    from fathom.inspect.plots import new_figure, save_figure
+    from fathom.diagnosis.plots import new_figure, save_figure
 
     figure, axes = new_figure(6.5, 3.8)
     axis = axes[0]

@@ -179,7 +179,7 @@ def explain_run(
     ``inputs`` are normalised like the training data and ``display`` is how to show them; when
     no inputs are given, the first examples of the test split (``load_split()``) are used.
     """
-    from fathom.inspect import explain_plots as plots
+    from fathom.diagnosis import explain_plots as plots
     from fathom.report import save_section
 
     check_method(method)
