@@ -228,7 +228,7 @@ class TimeBudget(Callback):
 
 
 def recipe_data(overrides: list[str]) -> dict[str, Any]:
-    config = fathom.api.resolve_config(dataset="tinyshakespeare", overrides=overrides)
+    config = fathom.assemble.resolve_config(dataset="tinyshakespeare", overrides=overrides)
     return config.data.options()
 
 

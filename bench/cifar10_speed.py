@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fathom  # noqa: E402
 from common import DATA_DIR, LoadMeter, add_common_arguments, start_run, write_record  # noqa: E402
-from fathom.api import build_model, build_trainer, resolve_config  # noqa: E402
+from fathom.assemble import build_model, build_trainer, resolve_config  # noqa: E402
 from fathom.config import FathomConfig  # noqa: E402
 from fathom.data.bundle import DataBundle, Split  # noqa: E402
 from fathom.data.loader import make_loader  # noqa: E402

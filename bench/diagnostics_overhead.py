@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_common_arguments, load_average, load_mnist, start_run, write_record  # noqa: E402
 from fathom import models  # noqa: E402
-from fathom.api import build_trainer  # noqa: E402
+from fathom.assemble import build_trainer  # noqa: E402
 from fathom.config import build_config  # noqa: E402
 
 ARCHITECTURES = {

@@ -46,7 +46,7 @@ from common import (  # noqa: E402
     start_run,
     write_record,
 )
-from fathom.api import (  # noqa: E402
+from fathom.assemble import (  # noqa: E402
     build_model,
     build_trainer,
     load_data,

@@ -4,7 +4,7 @@ Every variant trains the same architecture from the same initial weights, with t
 optimizer (SGD, momentum 0.9, constant learning rate), batch size, number of steps and threads:
 
 - ``hand``: a plain PyTorch loop over slices of a tensor shuffled once per epoch (the baseline);
-- ``fathom``: ``fathom.api.build_trainer`` (TensorLoader, no progress, no checkpoints) and ``fit``;
+- ``fathom``: ``fathom.assemble.build_trainer`` (TensorLoader, no progress, no checkpoints) and ``fit``;
 - ``dataloader``: the plain loop over ``torch.utils.data.DataLoader(TensorDataset, shuffle=True)``;
 - ``lightning``: ``lightning.Trainer`` over that DataLoader (logger, progress and checkpoints off);
 - ``keras``: Keras 3 on the torch backend, the same layers, ``model.fit`` on arrays.
@@ -49,7 +49,7 @@ from common import (  # noqa: E402
     write_record,
 )
 from fathom import models  # noqa: E402
-from fathom.api import build_trainer  # noqa: E402
+from fathom.assemble import build_trainer  # noqa: E402
 from fathom.config import build_config  # noqa: E402
 from fathom.data.bundle import DataBundle, Split  # noqa: E402
 from peers import Epoch, step_limit  # noqa: E402

@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fathom  # noqa: E402
 from common import add_common_arguments, load_average, start_run, write_record  # noqa: E402
+from fathom.api.inspection import run_planted_fault  # noqa: E402
 from fathom.diagnosis import sabotage  # noqa: E402
-from fathom.inspection import run_planted_fault  # noqa: E402
 
 
 def run_setup(setup: sabotage.Setup, seed: int) -> tuple[list[str], float | None]:

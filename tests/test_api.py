@@ -6,6 +6,7 @@ from torch import nn
 
 import fathom
 from fathom.errors import ConfigError, DataError
+from fathom.runs.folder import read_config, write_config
 
 
 class TinyNet(nn.Module):
@@ -101,8 +102,9 @@ def test_resume_a_custom_model_on_user_data_from_python(blobs, tmp_path):
         overrides=["train.max_steps=20", "train.checkpoint_every_steps=5"],
     )
     assert json.loads((partial.path / "run.json").read_text())["steps"] == 20
-    config = (partial.path / "config.yaml").read_text().replace("max_steps: 20", "max_steps: null")
-    (partial.path / "config.yaml").write_text(config)
+    extended = read_config(partial.path)  # a hand edit is refused (checksum): edit it this way
+    extended.train.max_steps = None
+    write_config(partial.path, extended)
     resumed = fathom.resume(partial.path, model=TinyNet(), data=blobs, progress="none")
     for a, b in zip(
         full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True

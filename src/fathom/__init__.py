@@ -10,11 +10,10 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import fit, resume
+from fathom.api import doctor, explain, fit, load, lr_find, resume
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
-from fathom.inspection import doctor, explain, lr_find
-from fathom.run import Run, load
+from fathom.runs import Run
 
 __all__ = [
     "FathomConfig",

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from fathom import registry as fathom_registry
 from fathom.errors import ConfigError, closest
 
 
@@ -45,7 +46,10 @@ class DataConfig(OpenSection):
 
 
 class ModelConfig(OpenSection):
-    name: str = "cnn"
+    """``name``: a registered model, or ``auto`` (chosen from the data: a CNN for images, a
+    Transformer encoder for token sequences, an MLP for tables and other vectors)."""
+
+    name: str = "auto"
     init: str = "default"
 
 
@@ -55,8 +59,20 @@ class TaskConfig(OpenSection):
     name: str = "auto"
 
 
+def registered(registry_name: str) -> Any:
+    """A field validator: the value must be a name in the registry ``registry_name``."""
+
+    def check(value: str) -> str:
+        registry = getattr(fathom_registry, registry_name)
+        if value not in registry:
+            raise ValueError(registry.unknown_message(value))
+        return value
+
+    return AfterValidator(check)
+
+
 class OptimConfig(Section):
-    name: Literal["sgd", "adam", "adamw", "rmsprop", "muon"] = "adamw"
+    name: Annotated[str, registered("OPTIMIZERS")] = "adamw"
     lr: Annotated[float, Field(gt=0.0)] | Literal["auto"] = 1e-3  # auto: the LR finder picks it
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -70,7 +86,7 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["constant", "step", "exponential", "cosine", "onecycle"] = "constant"
+    name: Annotated[str, registered("SCHEDULES")] = "constant"
     warmup_epochs: float = Field(0.0, ge=0.0)
     step_epochs: float = Field(10.0, gt=0.0)
     gamma: float = Field(0.1, gt=0.0, le=1.0)
@@ -178,6 +194,8 @@ def describe_validation_error(error: ValidationError, root: type[BaseModel]) -> 
     path = ".".join(str(p) for p in first["loc"] if not any(c in str(p) for c in "-[("))
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{path}'{closest_key(first['loc'], root)}"
+    if first["type"] == "value_error":  # our own validators' messages, as written
+        return f"config key '{path}': {first['ctx']['error']}"
     given = first.get("input")
     shown = "" if isinstance(given, Mapping) else f", got {given!r}"
     return f"config key '{path}': {first['msg'].lower()}{shown}"

@@ -1,7 +1,11 @@
-"""One lazy registry for models, datasets, tasks and recipes.
+"""One lazy registry mechanism for every name a user can type.
 
-Entries are registered as ``"module.path:attribute"`` strings, so a model's module is imported only
-when that model is asked for (timm's ``create_model`` without the import cost).
+Models, datasets, tasks, recipes, optimizers, schedules, augmentations, initialisations, model
+transforms and commands are each a ``Registry``. Entries are registered as ``"module:attribute"``
+strings, so a model's module is imported only when that model is asked for (timm's
+``create_model`` without the import cost). Each registry names the module whose import registers
+its entries (``source``): asking a registry for its names imports that module first, so lookups
+work from anywhere without import-order tricks.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from fathom.errors import ConfigError, closest
 class Registry:
     """A name → factory mapping whose factories are imported on first use."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plural: str = "", source: str = "") -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
+        self.source = source
         self._targets: dict[str, str | Callable[..., Any]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}
         self._descriptions: dict[str, str] = {}
@@ -51,14 +57,23 @@ class Registry:
         self._kinds[name] = kind
         return target
 
+    def _load(self) -> None:
+        """Import the module that registers this registry's entries (once; Python caches it)."""
+        if self.source:
+            importlib.import_module(self.source)
+
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._targets
 
-    def names(self, kind: str | None = None) -> list[str]:
-        """Registered names, sorted; only those of ``kind`` when it is given."""
-        return sorted(name for name in self._targets if kind is None or self._kinds[name] == kind)
+    def names(self, kind: str | None = None, *, sort: bool = True) -> list[str]:
+        """Registered names, sorted (else in registration order); only ``kind``'s if given."""
+        self._load()
+        chosen = [name for name in self._targets if kind is None or self._kinds[name] == kind]
+        return sorted(chosen) if sort else chosen
 
     def describe(self, name: str) -> str:
+        self._load()
         return self._descriptions.get(name, "")
 
     def kind_of(self, name: str) -> str:
@@ -71,11 +86,15 @@ class Registry:
 
     def check(self, name: str) -> None:
         """Raise a one-line ConfigError naming the closest valid name if ``name`` is unknown."""
+        self._load()
         if name not in self._targets:
-            raise ConfigError(
-                f"unknown {self.kind} '{name}'{closest(name, self._targets)}; "
-                f"run 'fathom list {self.kind}s' to see all"
-            )
+            raise ConfigError(self.unknown_message(name))
+
+    def unknown_message(self, name: str) -> str:
+        hint = closest(name, self._targets)
+        if not hint and len(self._targets) <= 12:
+            hint = f" (choose from {', '.join(sorted(self._targets))})"
+        return f"unknown {self.kind} '{name}'{hint}; run 'fathom list {self.plural}' to see all"
 
     def get(self, name: str) -> Callable[..., Any]:
         """The factory registered under ``name``, importing its module if needed."""
@@ -95,7 +114,22 @@ class Registry:
         return call_with_checked_kwargs(factory, {**self.defaults(name), **kwargs}, where=name)
 
 
-MODELS = Registry("model")
-DATASETS = Registry("dataset")
-TASKS = Registry("task")
-RECIPES = Registry("recipe")
+MODELS = Registry("model", source="fathom.models")
+DATASETS = Registry("dataset", source="fathom.data")
+TASKS = Registry("task", source="fathom.tasks")
+RECIPES = Registry("recipe", source="fathom.recipes")
+OPTIMIZERS = Registry("optimizer", source="fathom.engine.optim")
+SCHEDULES = Registry("schedule", source="fathom.engine.optim")
+AUGMENTATIONS = Registry("augmentation", source="fathom.data.augment")
+INITIALIZATIONS = Registry("initialization", source="fathom.models.init")
+TRANSFORMS = Registry("transform", source="fathom.runs.lineage")
+COMMANDS = Registry("command", source="fathom.cli.commands")
+
+REGISTRIES = {
+    registry.plural: registry
+    for registry in (
+        MODELS, DATASETS, TASKS, RECIPES, OPTIMIZERS, SCHEDULES, AUGMENTATIONS,
+        INITIALIZATIONS, TRANSFORMS, COMMANDS,
+    )
+}  # fmt: skip
+"""Every registry by the plural name ``fathom list`` takes."""

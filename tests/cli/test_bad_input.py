@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fathom.cli import main
 
@@ -153,10 +154,19 @@ def test_generate_refuses_a_run_that_is_not_generative(capsys, finished_run):
     assert snapshot(finished_run) == before
 
 
-def test_resume_without_a_checkpoint_says_so(capsys, finished_run, tmp_path):
+def test_resume_without_a_checkpoint_starts_the_run_again(finished_run, tmp_path):
+    """A run stopped before its first checkpoint trains again from the start, with its seed:
+    it ends with the weights of the uninterrupted run."""
     import shutil
+
+    from fathom.engine.checkpoint import load_checkpoint
 
     copy = tmp_path / "early"
     shutil.copytree(finished_run, copy)
     shutil.rmtree(copy / "checkpoints")
-    check_error(capsys, ["resume", str(copy)], "has no checkpoint yet")
+    (copy / "model.safetensors").unlink()
+    assert main(["resume", str(copy), "--quiet"]) == 0
+    again, _ = load_checkpoint(copy / "model.safetensors")
+    original, _ = load_checkpoint(finished_run / "model.safetensors")
+    assert again.keys() == original.keys()
+    assert all(torch.equal(again[key], original[key]) for key in original)

@@ -102,7 +102,7 @@ def test_text_csv_train_and_predict(tmp_path, capsys) -> None:
 
 
 def test_a_named_text_column_routes_a_table_to_text_csv() -> None:
-    from fathom.cli import table_dataset
+    from fathom.cli.options import table_dataset
 
     assert table_dataset("reviews.csv", ["data.text_column=review"]) == {"name": "text_csv"}
     assert table_dataset("reviews.tsv", ["data.text_column=review"]) == {"name": "text_csv"}

@@ -10,9 +10,9 @@ from torch import nn
 from fathom.config import OptimConfig, TrainConfig
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.loader import TensorLoader
-from fathom.engine import Trainer
 from fathom.diagnosis import Diagnostics
 from fathom.diagnosis.diagnostics import activation_statistics, sample_interval
+from fathom.engine import Trainer
 from fathom.tasks.base import Task
 from fathom.tasks.classification import Classification
 from fathom.tasks.regression import Regression

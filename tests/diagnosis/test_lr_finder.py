@@ -15,9 +15,9 @@ import fathom
 from fathom.cli import main
 from fathom.config import OptimConfig, TrainConfig
 from fathom.data.loader import TensorLoader
+from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 from fathom.engine import Trainer
 from fathom.errors import ConfigError
-from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 from fathom.tasks.classification import Classification
 
 
@@ -114,4 +114,4 @@ def test_auto_learning_rate_in_fit_and_the_cli(tmp_path, capsys, one_thread):
     )
     assert "suggested learning rate" in capsys.readouterr().out and (tmp_path / "f.png").exists()
     with pytest.raises(ConfigError, match="optim.lr"):
-        fathom.api.resolve_config(overrides=["optim.lr=fast"])
+        fathom.assemble.resolve_config(overrides=["optim.lr=fast"])

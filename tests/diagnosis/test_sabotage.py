@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import fathom
+from fathom.api.inspection import run_planted_fault
 from fathom.diagnosis import sabotage
-from fathom.inspection import run_planted_fault
 
 pytestmark = pytest.mark.slow
 

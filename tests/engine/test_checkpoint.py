@@ -49,7 +49,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(path, {"w": torch.ones(2)}, {"step": 1})
     good = path.read_bytes()
     monkeypatch.setattr(
-        "fathom.io.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full"))
+        "fathom.files.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full"))
     )
     with pytest.raises(OSError):
         save_checkpoint(path, {"w": torch.zeros(2)}, {"step": 2})

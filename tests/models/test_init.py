@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from fathom.errors import ConfigError
-from fathom.models import INITIALIZERS, create, initialize
+from fathom.models import create, initialize
+from fathom.registry import INITIALIZATIONS
 
 
 def linear(seed: int = 0, fan_in: int = 400, fan_out: int = 300) -> nn.Linear:
@@ -66,7 +67,7 @@ def test_aliases_match(alias: str, scheme: str) -> None:
     torch.testing.assert_close(first, second)
 
 
-@pytest.mark.parametrize("scheme", sorted(set(INITIALIZERS) - {"default"}))
+@pytest.mark.parametrize("scheme", sorted(set(INITIALIZATIONS.names()) - {"default"}))
 def test_every_scheme_changes_weights_zeroes_biases_and_spares_norms(scheme: str) -> None:
     model = nn.Sequential(
         nn.Conv1d(3, 4, 3),

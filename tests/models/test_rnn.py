@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fathom.models
-from fathom.api import build_trainer, resolve_config
+from fathom.assemble import build_trainer, resolve_config
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.errors import ConfigError
 

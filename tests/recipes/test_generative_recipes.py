@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fathom.api import build_model, make_task, resolve_config
+from fathom.assemble import build_model, make_task, resolve_config
 from fathom.data.bundle import DataInfo
 
 MNIST = DataInfo("mnist", "classification", (1, 28, 28), num_classes=10)

@@ -27,7 +27,7 @@ def test_text_attention_plots_a_validation_sentence_without_padding(tmp_path, mo
                                 depth=1, pooling="cls")  # fmt: skip
     ids = [*fitted.encode("a good film"), 3]  # 3: <unk>, a word never seen in training
     validation = torch.tensor([[*ids, 0, 0, 0]])
-    trainer = SimpleNamespace(model=model, val_loader=SimpleNamespace(inputs=validation),
+    trainer = SimpleNamespace(model=model, validation_inputs=lambda count: validation[:count],
                               device=torch.device("cpu"))  # fmt: skip
     TextAttention(fitted.to_dict(), tmp_path).fit_end(trainer)
     assert seen["labels"] == ["[CLS]", "a", "good", "film", "<unk>"]

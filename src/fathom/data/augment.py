@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from fathom.config import call_with_checked_kwargs
 from fathom.data.loader import Batch, Transform
-from fathom.errors import ConfigError, closest
+from fathom.errors import ConfigError
+from fathom.registry import AUGMENTATIONS
 
 Tensor = torch.Tensor
 
@@ -321,16 +322,24 @@ class Compose(AugmentTransform):
         return len(self.transforms)
 
 
-AUGMENTATIONS: dict[str, type] = {
-    "crop": RandomCrop,
-    "flip": HorizontalFlip,
-    "affine": RandomAffine,
-    "jitter": ColorJitter,
-    "cutout": Cutout,
-    "mixup": Mixup,
-    "cutmix": CutMix,
-}
-"""Config name → transform, in the order they are applied: geometric, colour, erasing, mixing."""
+# Registered in the order they are applied: geometric, colour, erasing, mixing.
+AUGMENTATIONS.register(
+    "crop", RandomCrop, description="random crop after padding", kind="geometric"
+)
+AUGMENTATIONS.register("flip", HorizontalFlip, description="horizontal flip", kind="geometric")
+AUGMENTATIONS.register(
+    "affine", RandomAffine, description="rotation, translation, scale, shear", kind="geometric"
+)
+AUGMENTATIONS.register(
+    "jitter", ColorJitter, description="brightness, contrast, saturation", kind="colour"
+)
+AUGMENTATIONS.register("cutout", Cutout, description="erase a random square", kind="erasing")
+AUGMENTATIONS.register(
+    "mixup", Mixup, description="mix pairs of examples and labels", kind="mixing"
+)
+AUGMENTATIONS.register(
+    "cutmix", CutMix, description="paste a box from another example", kind="mixing"
+)
 
 
 def build_augmentation(
@@ -343,10 +352,10 @@ def build_augmentation(
     """
     for name in spec or {}:
         if name not in AUGMENTATIONS:
-            hint = closest(name, AUGMENTATIONS) or f" (choose from {', '.join(AUGMENTATIONS)})"
-            raise ConfigError(f"data.augment.{name}: unknown augmentation{hint}")
+            raise ConfigError(f"data.augment.{name}: {AUGMENTATIONS.unknown_message(name)}")
     transforms: list[Transform] = []
-    for name, factory in AUGMENTATIONS.items():
+    for name in AUGMENTATIONS.names(sort=False):
+        factory = AUGMENTATIONS.get(name)
         value = (spec or {}).get(name)
         if value is None or value is False:
             continue

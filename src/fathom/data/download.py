@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from fathom.errors import DataError
-from fathom.io import sha256_file
+from fathom.files import sha256_file
 
 CHUNK_SIZE = 1 << 20
 TIMEOUT_SECONDS = 60

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from fathom.data.bundle import DataBundle
+from fathom.diagnosis import datachecks
 from fathom.engine.callbacks import Callback
 from fathom.errors import TrainingDiverged
-from fathom.diagnosis import datachecks
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -122,9 +122,10 @@ class Diagnostics(Callback):
         self._guard("examples", lambda: self._write_examples(trainer))
         self._guard("doctor", lambda: self.diagnose(trainer))
 
-    def training_failed(self, trainer: Trainer, error: Exception) -> None:
-        """Called by the API when training raised: for ``TrainingDiverged``, find where."""
+    def fit_failed(self, trainer: Trainer) -> None:
+        """Training raised (``trainer.failure``): for ``TrainingDiverged``, find where."""
         self._remove_hooks()
+        error = trainer.failure
         if not isinstance(error, TrainingDiverged):
             return
         self._guard("non-finite", lambda: self._locate_nonfinite(trainer, error))
@@ -271,7 +272,7 @@ class Diagnostics(Callback):
         if step == 0:
             self.path.unlink()
             return
-        from fathom.io import atomic_write_text
+        from fathom.files import atomic_write_text
 
         lines = self.path.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if line.endswith("}") and _step(line) <= step]

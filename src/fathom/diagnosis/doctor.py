@@ -141,7 +141,7 @@ def save_diagnosis(
 ) -> None:
     """RUN/diagnosis.json, the diagnostics plots and the report section."""
     from fathom.diagnosis.plots import plot_diagnostics
-    from fathom.io import atomic_write_json
+    from fathom.files import atomic_write_json
     from fathom.report import save_section
 
     atomic_write_json(

@@ -210,16 +210,7 @@ def explain_run(
         made = plots.plot_attention(attention_maps(model, inputs), path)
     else:
         examples = top_loss_examples(model, inputs, split.targets[: len(inputs)].to(device), count)
-        rows = [
-            [
-                e["index"],
-                names[e["label"]],
-                names[e["predicted"]],
-                f"{e['probability']:.3f}",
-                f"{e['loss']:.3f}",
-            ]
-            for e in examples
-        ]
+        rows = [top_loss_row(example, names) for example in examples]
         made = plots.plot_top_losses(display.cpu(), examples, names, path)
     images = [f"explain/{made.name}"] if made is not None else []
     save_section(
@@ -228,6 +219,14 @@ def explain_run(
         rows=rows, images=images,
     )  # fmt: skip
     return [made] if made is not None else []
+
+
+def top_loss_row(example: dict[str, Any], names: list[str]) -> list[Any]:
+    """A report row: test row, true and predicted class, probability, loss."""
+    return [
+        example["index"], names[example["label"]], names[example["predicted"]],
+        f"{example['probability']:.3f}", f"{example['loss']:.3f}",
+    ]  # fmt: skip
 
 
 EXPLANATION_TEXT = {

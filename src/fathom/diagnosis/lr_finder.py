@@ -1,25 +1,24 @@
 """The learning-rate finder (Smith 2015; fastai's lr_find): an exponential sweep of the learning
-rate over a few hundred training steps, recording the smoothed loss.
+rate over a hundred or so training steps of the one ``Trainer``, recording the smoothed loss.
 
 Suggested learning rate: the rate at the minimum of the smoothed loss divided by 10 (the
 "minimum ÷ 10" rule); the rate of steepest descent is reported beside it. The model, the
-optimizer, the loader position and every random number generator are restored afterwards, so
-training starts exactly as if the sweep had never run.
+optimizer, the loader position and every random number generator are restored afterwards (by
+the trainer's own checkpoint code), so training starts exactly as if the sweep had never run.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from fathom.errors import ConfigError
+from fathom.engine.callbacks import Callback, StopTraining
+from fathom.errors import ConfigError, TrainingDiverged
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -50,45 +49,43 @@ class LRFinderResult:
         }
 
 
-class _Saved:
-    """Everything the sweep changes, restored bitwise afterwards."""
+class LearningRateSweep(Callback):
+    """Sets an exponentially rising learning rate before each batch and records the loss after
+    it; stops training when the sweep is done or the loss has diverged."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        self.model = copy.deepcopy(trainer.model.state_dict())
-        self.optimizers = {k: copy.deepcopy(o.state_dict()) for k, o in trainer.optimizers.items()}
-        loader = trainer.train_loader
-        self.loader = loader.state_dict() if hasattr(loader, "state_dict") else None
-        self.rng = (
-            torch.get_rng_state(),
-            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            np.random.get_state(),
-            random.getstate(),
-        )
-        self.training = trainer.model.training
+    order = -100  # before every other callback
 
-    def restore(self, trainer: Trainer) -> None:
-        trainer.model.load_state_dict(self.model)
-        for key, optimizer in trainer.optimizers.items():
-            optimizer.load_state_dict(self.optimizers[key])
-        if self.loader is not None:
-            trainer.train_loader.load_state_dict(self.loader)
-        torch_state, cuda_state, numpy_state, python_state = self.rng
-        torch.set_rng_state(torch_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
-        trainer.model.train(self.training)
+    def __init__(
+        self, start: float, end: float, steps: int, smoothing: float, diverge: float
+    ) -> None:
+        self.start, self.steps, self.smoothing, self.diverge = start, steps, smoothing, diverge
+        self.factor = (end / start) ** (1 / max(1, steps - 1))
+        self.rates: list[float] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self._average, self._best, self._rate = 0.0, math.inf, start
 
+    def batch_start(self, trainer: Trainer) -> None:
+        self._rate = self.start * self.factor ** len(self.rates)
+        for optimizer in trainer.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = self._rate
 
-def _batches(loader: Any, count: int) -> Any:
-    produced = 0
-    while produced < count:
-        for batch in loader:
-            yield batch
-            produced += 1
-            if produced >= count:
-                return
+    def batch_end(self, trainer: Trainer) -> None:
+        value = float(trainer.last_loss) if trainer.last_loss is not None else math.nan
+        if not math.isfinite(value):
+            raise StopTraining("the loss diverged")
+        index = len(self.rates)
+        self._average = self.smoothing * self._average + (1 - self.smoothing) * value
+        current = self._average / (1 - self.smoothing ** (index + 1))
+        self.rates.append(self._rate)
+        self.losses.append(value)
+        self.smoothed.append(current)
+        self._best = min(self._best, current)
+        if index > 5 and current > self.diverge * self._best:
+            raise StopTraining("the loss diverged")
+        if len(self.rates) >= self.steps:
+            raise StopTraining("the sweep is done")
 
 
 def find_lr(
@@ -99,7 +96,12 @@ def find_lr(
     smoothing: float = 0.9,
     diverge: float = 4.0,
 ) -> LRFinderResult:
-    """Sweep the learning rate of ``trainer`` from ``start`` to ``end`` over ``steps`` batches."""
+    """Sweep the learning rate of ``trainer`` from ``start`` to ``end`` over ``steps`` batches.
+
+    The sweep is the trainer's own loop (precision, clipping and accumulation apply) driven by a
+    ``LearningRateSweep`` callback; everything it changes (model, optimizers, loader position,
+    random number generators, progress) is restored from a checkpoint state taken before it.
+    """
     if len(trainer.optimizers) != 1:
         raise ConfigError("lr-find works on single-optimizer tasks; set optim.lr by hand here")
     optimizer = next(iter(trainer.optimizers.values()))
@@ -108,36 +110,22 @@ def find_lr(
             "lr-find sweeps one learning rate, and muon has two (optim.lr, optim.muon_lr); "
             "set them by hand"
         )
-    phase = next(iter(trainer.optimizers))
-    saved = _Saved(trainer)
-    factor = (end / start) ** (1 / max(1, steps - 1))
-    rates, losses, smoothed = [], [], []
-    average, best = 0.0, math.inf
-    trainer.model.train()
+    tensors, saved = trainer.checkpoint_state()
+    tensors = {key: value.clone() for key, value in tensors.items()}
+    saved = copy.deepcopy(saved)
+    sweep = LearningRateSweep(start, end, steps, smoothing, diverge)
+    kept = trainer.callbacks, trainer.val_loader, trainer.epochs
+    trainer.callbacks = [sweep, *trainer.callbacks]
+    trainer.val_loader = None  # no evaluation at epoch ends
+    trainer.epochs = trainer.state.epoch + math.ceil(steps / max(1, len(trainer.train_loader))) + 1
     try:
-        for index, batch in enumerate(_batches(trainer.train_loader, steps)):
-            rate = start * factor**index
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            loss, _ = trainer.task.training_loss(phase, trainer.network, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                break
-            average = smoothing * average + (1 - smoothing) * value
-            current = average / (1 - smoothing ** (index + 1))
-            rates.append(rate)
-            losses.append(value)
-            smoothed.append(current)
-            best = min(best, current)
-            if index > 5 and current > diverge * best:
-                break
+        trainer.fit()
+    except TrainingDiverged:
+        pass  # the sweep went past the rate where the loss explodes: the curve so far is kept
     finally:
-        optimizer.zero_grad(set_to_none=True)
-        saved.restore(trainer)
-    return suggest(rates, losses, smoothed)
+        trainer.callbacks, trainer.val_loader, trainer.epochs = kept
+        trainer.restore(tensors, saved)
+    return suggest(sweep.rates, sweep.losses, sweep.smoothed)
 
 
 def suggest(rates: list[float], losses: list[float], smoothed: list[float]) -> LRFinderResult:

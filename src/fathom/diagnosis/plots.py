@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fathom.io import atomic_write_bytes
+from fathom.files import atomic_write_bytes
 
 DPI = 120
 MAX_LINES = 12

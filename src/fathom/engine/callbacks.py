@@ -1,13 +1,16 @@
 """The fixed set of training events, and the exception that stops training cleanly.
 
 Events fire in this order: fit_start, (epoch_start, (batch_start, after_backward, batch_end)*,
-evaluation_end, epoch_end)*, fit_end. A callback overrides the ones it needs; raising
-``StopTraining`` from any event ends the run after the current event.
+evaluation_end, epoch_end)*, fit_end. When training fails with a FathomError (a diverged loss,
+say), ``fit_failed`` fires instead of fit_end, with the error in ``trainer.failure``. A callback
+overrides the events it needs; raising ``StopTraining`` from any event ends the run after the
+current event. A callback that holds state across steps returns it from ``state_dict`` (JSON
+values) and takes it back in ``load_state_dict``: checkpoints save it, so resume is exact.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -21,6 +24,7 @@ EVENTS = (
     "evaluation_end",
     "epoch_end",
     "fit_end",
+    "fit_failed",
 )
 
 
@@ -45,6 +49,14 @@ class Callback:
     def evaluation_end(self, trainer: Trainer) -> None: ...
     def epoch_end(self, trainer: Trainer) -> None: ...
     def fit_end(self, trainer: Trainer) -> None: ...
+    def fit_failed(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to keep in checkpoints (JSON values); empty for stateless callbacks."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned."""
 
 
 class EarlyStopping(Callback):
@@ -57,21 +69,29 @@ class EarlyStopping(Callback):
         self.mode = (
             mode if mode != "auto" else ("min" if "loss" in metric or "error" in metric else "max")
         )
+        self.best: float | None = None
+        self.wait = 0
 
     def evaluation_end(self, trainer: Trainer) -> None:
-        state = trainer.state
         value = trainer.last_evaluation.get(self.metric.removeprefix("val_"))
         if value is None:
             return
-        best = state.early_stopping_best
-        improved = best is None or (
-            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+        improved = self.best is None or (
+            value < self.best - self.min_delta
+            if self.mode == "min"
+            else value > self.best + self.min_delta
         )
         if improved:
-            state.early_stopping_best, state.early_stopping_wait = value, 0
+            self.best, self.wait = value, 0
             return
-        state.early_stopping_wait += 1
-        if state.early_stopping_wait >= self.patience:
+        self.wait += 1
+        if self.wait >= self.patience:
             raise StopTraining(
                 f"early stopping: {self.metric} has not improved for {self.patience} evaluations"
             )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state["best"], state["wait"]

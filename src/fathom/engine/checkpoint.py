@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from fathom.errors import CheckpointError
-from fathom.io import atomic_write_bytes
+from fathom.files import atomic_write_bytes
 
 FORMAT = "fathom-checkpoint"
 VERSION = 1

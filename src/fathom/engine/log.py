@@ -27,7 +27,7 @@ class MetricsLog:
         if self.path is not None and self.path.exists():
             lines = self.path.read_text(encoding="utf-8").splitlines()[:count]
             self.records = [json.loads(line) for line in lines]
-            from fathom.io import atomic_write_text
+            from fathom.files import atomic_write_text
 
             atomic_write_text(self.path, "".join(line + "\n" for line in lines))
         else:

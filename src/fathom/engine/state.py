@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -15,8 +15,6 @@ class TrainState:
     elapsed_seconds: float = 0.0
     best_metric: float | None = None
     best_epoch: int | None = None
-    early_stopping_best: float | None = None
-    early_stopping_wait: int = 0
     metrics_lines: int = 0  # lines of metrics.jsonl written up to this state
     stop_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per evaluation
@@ -26,4 +24,7 @@ class TrainState:
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> TrainState:
-        return cls(**value)
+        """The state from ``to_dict``; keys of older versions that moved elsewhere are ignored
+        (early stopping's counters now live in the callback's own state)."""
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: item for key, item in value.items() if key in known})

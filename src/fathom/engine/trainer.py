@@ -18,10 +18,10 @@ from fathom.engine.features import GradientClipper, Precision, WeightPenalty, re
 from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
-from fathom.errors import ConfigError, TrainingDiverged
+from fathom.errors import ConfigError, FathomError, TrainingDiverged
 
 if TYPE_CHECKING:
-    from fathom.tasks.base import Task
+    from fathom.engine.task import TrainingTask
 
 
 class Trainer:
@@ -30,7 +30,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        task: Task,
+        task: TrainingTask,
         train_loader: Any,
         val_loader: Any = None,
         *,
@@ -76,6 +76,10 @@ class Trainer:
         self.ema = ModelEMA(self.model, self.config.ema_decay) if self.config.ema_decay else None
         self.last_evaluation: dict[str, Any] = {}
         self.last_details: dict[str, Any] = {}
+        self.last_loss: torch.Tensor | None = (
+            None  # the latest batch's loss (first phase), detached
+        )
+        self.failure: Exception | None = None  # the error that ended training, for fit_failed
         self._running: dict[str, torch.Tensor] = {}
         self._running_count = 0
         self._clock = time.perf_counter()
@@ -116,6 +120,10 @@ class Trainer:
         except StopTraining as stop:
             self.state.stop_reason = stop.reason
             self._log_training()
+        except FathomError as error:
+            self.failure = error
+            self.fire("fit_failed")
+            raise
         self.fire("fit_end")
         return self.state
 
@@ -161,6 +169,13 @@ class Trainer:
         network = self.ema.shadow if self.ema is not None else self.network
         return evaluate(network, self.task, loader, self.device, self.precision)
 
+    def validation_inputs(self, count: int) -> torch.Tensor | None:
+        """The first ``count`` validation inputs (training inputs when there is no validation
+        split), read without moving any loader; None where they are not held in memory."""
+        loader = self.val_loader if self.val_loader is not None else self.train_loader
+        inputs = getattr(loader, "inputs", None)
+        return None if inputs is None else inputs[:count]
+
     def _training_seconds(self) -> float:
         """Seconds of training so far in this run, resumed parts included."""
         return self.state.elapsed_seconds + time.perf_counter() - self._fit_started
@@ -185,6 +200,8 @@ class Trainer:
     def _accumulate_logs(
         self, phase: str, loss: torch.Tensor, values: dict[str, torch.Tensor]
     ) -> None:
+        if phase == next(iter(self.optimizers)):
+            self.last_loss = loss.detach()
         prefix = "" if phase == "main" else f"{phase}_"
         for key, value in {"loss": loss, **values}.items():
             name = prefix + key
@@ -264,7 +281,29 @@ class Trainer:
             "name": self.schedule.config.name,
             "optimizer_steps": self.state.optimizer_steps,
         }
+        saved["callbacks"] = {key: state for key, state in self._callback_states().items() if state}
         return tensors, saved
+
+    def _callback_states(self) -> dict[str, dict[str, Any]]:
+        """Each callback's ``state_dict`` under a key naming its class (and rank, if repeated)."""
+        states: dict[str, dict[str, Any]] = {}
+        for callback in self.callbacks:
+            key = type(callback).__name__
+            while key in states:
+                key += "+"
+            states[key] = callback.state_dict()
+        return states
+
+    def _restore_callbacks(self, saved: dict[str, Any]) -> None:
+        stored = saved.get("callbacks")
+        if stored is None:  # checkpoints before callback states: early stopping's counters
+            legacy = saved["train_state"]
+            wait = legacy.get("early_stopping_wait", 0)
+            stored = {"EarlyStopping": {"best": legacy.get("early_stopping_best"), "wait": wait}}
+        keys = list(self._callback_states())
+        for key, callback in zip(keys, self.callbacks, strict=True):
+            if key in stored:
+                callback.load_state_dict(stored[key])
 
     def restore(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
         """Load a ``checkpoint_state`` back (model, optimizers, EMA, loader, RNG, step)."""
@@ -281,15 +320,17 @@ class Trainer:
         if saved.get("scaler") is not None:
             self.precision.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState.from_dict(saved["train_state"])
+        self._restore_callbacks(saved)
         self.log.truncate(self.state.metrics_lines)
         ckpt.restore_rng(ckpt.unprefixed("rng", tensors), saved["rng"])
         self._logged_samples = self.state.samples_seen
+        self._running, self._running_count = {}, 0
 
 
 @torch.no_grad()
 def evaluate(
     network: nn.Module,
-    task: Task,
+    task: TrainingTask,
     loader: Any,
     device: torch.device,
     precision: Precision | None = None,

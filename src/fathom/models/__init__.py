@@ -14,10 +14,10 @@ from torch import nn
 from fathom.config import accepted_keywords
 from fathom.data.bundle import DataInfo
 from fathom.errors import ConfigError
-from fathom.models.init import INITIALIZERS, initialize
+from fathom.models.init import initialize
 from fathom.registry import MODELS
 
-__all__ = ["INITIALIZERS", "create", "create_for_data", "initialize", "list"]
+__all__ = ["create", "create_for_data", "initialize", "list"]
 
 MODELS.register(
     "mlp",

@@ -8,12 +8,11 @@ is every other layer. ``"default"`` leaves the whole model untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from fathom.errors import ConfigError, closest
+from fathom.errors import ConfigError
+from fathom.registry import INITIALIZATIONS
 
 WEIGHTED_LAYERS = (
     nn.Linear,
@@ -34,28 +33,31 @@ def _kaiming_normal(weight: torch.Tensor) -> None:
     nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
 
 
-INITIALIZERS: dict[str, Callable[[torch.Tensor], object] | None] = {
-    "default": None,
-    "xavier_uniform": nn.init.xavier_uniform_,
-    "xavier_normal": nn.init.xavier_normal_,
-    "glorot_uniform": nn.init.xavier_uniform_,
-    "glorot_normal": nn.init.xavier_normal_,
-    "kaiming_uniform": _kaiming_uniform,
-    "kaiming_normal": _kaiming_normal,
-    "he_uniform": _kaiming_uniform,
-    "he_normal": _kaiming_normal,
-    "orthogonal": nn.init.orthogonal_,
-}
-"""Scheme name → function re-initialising one weight tensor in place (``None``: leave as built)."""
+def _leave_as_built(weight: torch.Tensor) -> None:
+    """``default``: each layer keeps the initialisation its constructor gave it."""
+
+
+for _name, _function, _description in (
+    ("default", _leave_as_built, "leave every layer as its constructor initialised it"),
+    ("xavier_uniform", nn.init.xavier_uniform_, "Glorot & Bengio 2010, uniform"),
+    ("xavier_normal", nn.init.xavier_normal_, "Glorot & Bengio 2010, normal"),
+    ("glorot_uniform", nn.init.xavier_uniform_, "same as xavier_uniform"),
+    ("glorot_normal", nn.init.xavier_normal_, "same as xavier_normal"),
+    ("kaiming_uniform", _kaiming_uniform, "He et al. 2015 (fan in, ReLU), uniform"),
+    ("kaiming_normal", _kaiming_normal, "He et al. 2015 (fan in, ReLU), normal"),
+    ("he_uniform", _kaiming_uniform, "same as kaiming_uniform"),
+    ("he_normal", _kaiming_normal, "same as kaiming_normal"),
+    ("orthogonal", nn.init.orthogonal_, "orthogonal matrices (Saxe et al. 2014)"),
+):
+    INITIALIZATIONS.register(_name, _function, description=_description)
 
 
 def initialize(model: nn.Module, scheme: str) -> nn.Module:
     """Re-initialise ``model``'s linear and convolution weights with ``scheme``; return ``model``."""
-    if scheme not in INITIALIZERS:
-        hint = closest(scheme, INITIALIZERS) or f" (choose from {', '.join(INITIALIZERS)})"
-        raise ConfigError(f"model.init: unknown scheme '{scheme}'{hint}")
-    function = INITIALIZERS[scheme]
-    if function is None:
+    if scheme not in INITIALIZATIONS:
+        raise ConfigError(f"model.init: {INITIALIZATIONS.unknown_message(scheme)}")
+    function = INITIALIZATIONS.get(scheme)
+    if function is _leave_as_built:
         return model
     with torch.no_grad():
         for module in model.modules():

@@ -6,7 +6,7 @@ into ``RUN/plots`` to have them shown under "Other figures". Features that run b
 is written (tasks, diagnostics) store sections with ``save_section(run_dir, key, title, ...)``.
 """
 
-from fathom.report.html import Section, write_report
+from fathom.report.page import Section, write_report
 from fathom.report.plots import make_plots, plot_confusion_matrix
 from fathom.report.sections import save_section
 

@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fathom.errors import FathomError
-from fathom.io import atomic_write_bytes
+from fathom.files import atomic_write_bytes
 
 TRAIN_COLOR = "#2563eb"
 VAL_COLOR = "#ea580c"

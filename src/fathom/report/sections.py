@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fathom.io import atomic_write_json
+from fathom.files import atomic_write_json
 
 SECTIONS_FOLDER = "sections"
 

@@ -1,26 +1,27 @@
 """A task owns the maths of a kind of learning: its losses, metrics and predictions.
 
-The trainer owns the plumbing (devices, precision, accumulation, clipping, checkpoints). A task
-with several networks (a GAN) returns several optimizer groups; the trainer then runs one
-phase per group on every batch, in order, calling ``training_loss(phase, ...)`` for each.
+``Task`` adds to the trainer's interface (``fathom.engine.task.TrainingTask``) what the rest of
+Fathom asks of a task: how it is built for a dataset, the callbacks it adds, how it checks data,
+predicts and presents predictions. Tasks that sample (GANs, VAEs, diffusion, language models)
+are ``GenerativeTask``s; tasks that map texts to texts (seq2seq) set ``reads_text``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from fathom.engine.task import Batch, Metrics, TrainingTask
 from fathom.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fathom.data.bundle import DataInfo
+    from fathom.data.bundle import DataBundle, DataInfo
     from fathom.engine.callbacks import Callback
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+__all__ = ["Batch", "GenerativeTask", "Metrics", "Task", "probe_outputs"]
 
 
 @torch.no_grad()
@@ -33,17 +34,12 @@ def probe_outputs(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return outputs
 
 
-class Metrics(Protocol):
-    def compute(self) -> dict[str, Any]: ...
-    def details(self) -> dict[str, Any]: ...
+class Task(TrainingTask):
+    """Base class for tasks. ``is_classifier``: predictions are class probabilities (what
+    attacks, calibration and classifier-based sample quality need)."""
 
-
-class Task:
-    """Base class for tasks. ``monitor`` names the validation metric that picks the best epoch."""
-
-    name = "task"
-    monitor = "loss"
-    monitor_mode = "min"
+    is_classifier = False
+    reads_text = False  # True: predictions take texts and give texts (``predict_texts``)
 
     @classmethod
     def for_data(cls, info: DataInfo, **options: Any) -> Task:
@@ -54,38 +50,37 @@ class Task:
         """Extra callbacks this task adds to training, e.g. sample grids saved to RUN/plots."""
         return []
 
-    def optimizer_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
-        """Parameters per optimization phase; one phase named ``main`` unless overridden."""
-        return {"main": [p for p in model.parameters() if p.requires_grad]}
-
-    def check_batch(self, model: nn.Module, batch: Batch) -> None:
-        """Called once before training with a first batch: raise a FathomError if it cannot work."""
-
-    def training_loss(
-        self, phase: str, model: nn.Module, batch: Batch
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss to minimise in ``phase`` and extra per-batch values to log (device tensors)."""
-        raise NotImplementedError
-
-    def new_metrics(self, device: torch.device) -> Metrics:
-        raise NotImplementedError
-
-    def evaluation_step(self, model: nn.Module, batch: Batch, metrics: Any) -> None:
-        raise NotImplementedError
+    def check_data(self, bundle: DataBundle) -> None:
+        """Called before training with the whole dataset: raise a FathomError if it cannot work."""
 
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """Outputs for users: probabilities for classification, values for regression."""
         return model(inputs)
 
+    def prediction_columns(self) -> list[str]:
+        """The columns ``describe_prediction`` fills (the CSV header after ``input``)."""
+        return ["prediction"]
+
+    def describe_prediction(
+        self, output: torch.Tensor, info: DataInfo, top: int = 1
+    ) -> tuple[str, list[str]]:
+        """One prediction as human text and as CSV cells (one per ``prediction_columns``)."""
+        values = [f"{float(value):.6g}" for value in output.reshape(-1)]
+        return ", ".join(values), [" ".join(values)]
+
+    def predict_texts(self, model: nn.Module, texts: list[str], **options: Any) -> list[str]:
+        """Texts in, texts out, for tasks with ``reads_text`` (seq2seq)."""
+        raise ConfigError(f"a {self.name} run does not take texts to predict")
+
+
+class GenerativeTask(Task):
+    """A task whose model samples: images (GAN, VAE, diffusion) or text (language models)."""
+
     def generate(
         self, model: nn.Module, info: DataInfo, output_dir: Path, **request: Any
     ) -> dict[str, Any]:
-        """Sample from a generative model, write the results under ``output_dir``.
+        """Sample from the model and write the results under ``output_dir``.
 
-        Returns a summary for the user: ``{"files": [paths], "text": str | None, ...}``. Tasks
-        that are not generative keep this default, which refuses with a one-line error.
+        Returns a summary for the user: ``{"files": [paths], "text": str | None, ...}``.
         """
-        raise ConfigError(
-            f"this is a {self.name} run, not a generative model; 'generate' works on runs of "
-            "generative tasks (gan, vae, diffusion, language_model)"
-        )
+        raise NotImplementedError

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fathom.data.bundle import DataInfo
+from fathom.data.bundle import DataBundle, DataInfo, Split, check_labels
 from fathom.data.tta import check_tta, tta_views
 from fathom.engine.callbacks import Callback
 from fathom.engine.metrics import ClassificationMetrics
@@ -26,6 +26,7 @@ class Classification(Task):
     name = "classification"
     monitor = "accuracy"
     monitor_mode = "max"
+    is_classifier = True
 
     def __init__(
         self,
@@ -50,6 +51,12 @@ class Classification(Task):
         if self.tokenizer is None or run_dir is None:
             return []
         return [TextAttention(self.tokenizer, run_dir)]
+
+    def check_data(self, bundle: DataBundle) -> None:
+        """Every label is a class index below ``num_classes``, in every split held in memory."""
+        for name, split in bundle.splits().items():
+            if isinstance(split, Split):
+                check_labels(split.targets, self.num_classes, f"{bundle.info.name} {name} split")
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         outputs = probe_outputs(model, batch[0])
@@ -98,6 +105,19 @@ class Classification(Task):
             return self.tta_probabilities(model, inputs)
         return model(inputs).float().softmax(dim=1)
 
+    def prediction_columns(self) -> list[str]:
+        return ["prediction", "probability"]
+
+    def describe_prediction(
+        self, output: torch.Tensor, info: DataInfo, top: int = 1
+    ) -> tuple[str, list[str]]:
+        """The ``top`` classes with their probabilities; CSV cells: best class, its probability."""
+        names = info.class_names or [str(index) for index in range(len(output))]
+        best = output.topk(min(top, len(output)))
+        pairs = zip(best.values, best.indices, strict=True)
+        shown = ", ".join(f"{names[int(i)]} {float(p):.3f}" for p, i in pairs)
+        return shown, [names[int(best.indices[0])], f"{float(best.values[0]):.6f}"]
+
 
 class TextAttention(Callback):
     """At the end of a text classification run: the attention map of a validation sentence."""
@@ -112,7 +132,7 @@ class TextAttention(Callback):
         from fathom.report.attention import save_attention_section
 
         model = trainer.model
-        validation = getattr(trainer.val_loader, "inputs", None)
+        validation = trainer.validation_inputs(1)
         if not hasattr(model, "attention_maps") or validation is None or not len(validation):
             return
         tokens = validation[0][validation[0] != PAD_ID][: self.MAX_TOKENS]

@@ -22,7 +22,7 @@ import torch
 from fathom.data.bundle import DataInfo
 from fathom.data.series import INSTALL_HINT, make_windows, window_origins
 from fathom.engine.callbacks import Callback
-from fathom.io import atomic_write_json
+from fathom.files import atomic_write_json
 
 MODEL_LABEL = "neural model"
 

@@ -21,9 +21,9 @@ from torch import nn
 from fathom.data.bundle import DataInfo
 from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
-from fathom.io import atomic_write_bytes
+from fathom.files import atomic_write_bytes
 from fathom.report import save_section
-from fathom.tasks.base import Batch, Task
+from fathom.tasks.base import Batch, GenerativeTask
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -87,7 +87,7 @@ def save_png(image: Image.Image, path: Path, scale: int = 2) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-class ImageGenerator(Task):
+class ImageGenerator(GenerativeTask):
     """Base of the image-generating tasks; subclasses implement ``sample`` and the losses."""
 
     monitor = "loss"

@@ -19,7 +19,7 @@ from fathom.data.bundle import DataInfo
 from fathom.data.tokenizers import PAD_ID, SPECIAL_TOKENS, Tokenizer, tokenizer_from_dict
 from fathom.engine.callbacks import Callback
 from fathom.errors import ConfigError, DataError
-from fathom.tasks.base import Batch, Task, probe_outputs
+from fathom.tasks.base import Batch, GenerativeTask, probe_outputs
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -56,7 +56,7 @@ class LanguageModelMetrics:
         return {"tokens": self.tokens}
 
 
-class LanguageModel(Task):
+class LanguageModel(GenerativeTask):
     name = "language_model"
     monitor = "loss"
     monitor_mode = "min"
@@ -184,7 +184,7 @@ class LanguageModel(Task):
     ) -> dict[str, Any]:
         """Continue ``prompt``; writes ``output_dir/sample-seed<seed>.txt``."""
         text = self.sample(model, prompt, max_tokens, temperature, top_k, top_p, seed)
-        from fathom.io import atomic_write_text
+        from fathom.files import atomic_write_text
 
         path = Path(output_dir) / f"sample-seed{seed}.txt"
         atomic_write_text(path, text)
@@ -218,7 +218,7 @@ class TextSamples(Callback):
 
     def fit_end(self, trainer: Trainer) -> None:
         model = trainer.model
-        validation = getattr(trainer.val_loader, "inputs", None)
+        validation = trainer.validation_inputs(1)
         if not hasattr(model, "attention_maps") or validation is None:
             return
         from fathom.report.attention import save_attention_section

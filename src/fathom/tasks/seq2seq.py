@@ -55,6 +55,7 @@ class Seq2Seq(Task):
     name = "seq2seq"
     monitor = "exact_match"
     monitor_mode = "max"
+    reads_text = True
 
     def __init__(self, info: DataInfo, beam_size: int = 1, length_penalty: float = 1.0,
                  max_length: int | None = None) -> None:  # fmt: skip
@@ -136,9 +137,10 @@ class Seq2Seq(Task):
         """Decoded token ids ``[B, max_length]`` for source ids (``vocabulary.decode`` reads them)."""
         return self.decode(model, inputs)
 
-    def translate(self, model: nn.Module, texts: list[str], beam_size: int | None = None
-                  ) -> list[str]:  # fmt: skip
-        """Texts in, decoded texts out: ``task.translate(run.model, ["12 March 2021"])``."""
+    def predict_texts(self, model: nn.Module, texts: list[str], beam_size: int | None = None
+                      ) -> list[str]:  # fmt: skip
+        """Texts in, decoded texts out: ``task.predict_texts(run.model, ["12 March 2021"])``
+        (greedy, or beam search with ``beam_size > 1``)."""
         source = [self.vocabulary.encode(text, where="input") for text in texts]
         device = next(model.parameters()).device
         model.eval()
@@ -165,7 +167,7 @@ class DecodedExamples(Callback):
                 f"{metrics.get('token_accuracy', 0):.3f} (decoding: greedy unless task.beam_size > 1).")  # fmt: skip
         save_section(self.run_dir, "seq2seq", "Decoded validation examples", text=text,
                      headers=["source", "target", "decoded"], rows=examples)  # fmt: skip
-        sources = getattr(trainer.val_loader, "inputs", None)
+        sources = trainer.validation_inputs(1)
         if hasattr(trainer.model, "attention_maps") and sources is not None and len(sources):
             self._cross_attention(trainer.model, sources[0], trainer.device)
 

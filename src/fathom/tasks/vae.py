@@ -123,8 +123,7 @@ class VAE(ImageGenerator):
     @torch.no_grad()
     def report_figures(self, trainer: Trainer, run_dir: Path) -> list[str]:
         """Reconstructions of held-out images and interpolations between their codes."""
-        loader = trainer.val_loader if trainer.val_loader is not None else trainer.train_loader
-        inputs = getattr(loader, "inputs", None)
+        inputs = trainer.validation_inputs(16)
         if inputs is None or len(inputs) < 2:
             return []
         model = trainer.ema.shadow if trainer.ema is not None else trainer.model

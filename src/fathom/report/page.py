@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from fathom.io import atomic_write_text
+from fathom.files import atomic_write_text
 from fathom.report import plots
 from fathom.report.plots import is_number, metric_label
 from fathom.report.sections import SECTIONS_FOLDER

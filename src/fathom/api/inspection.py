@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from fathom.api import build_trainer, load_data, prepare, resolve_config, seed_everything
+from fathom.assemble import (
+    ConfigSource,
+    build_trainer,
+    load_data,
+    prepare,
+    resolve_config,
+    seed_everything,
+)
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.data.splits import normalize_inputs
 from fathom.engine import Trainer
-from fathom.run import Run, read_config, read_run_json, update_run_json
+from fathom.runs import Run, load
+from fathom.runs.folder import read_config, read_run_json, update_run_json
 
 
 def lr_finder_trainer(config: FathomConfig, model: nn.Module, bundle: DataBundle) -> Trainer:
@@ -23,6 +31,7 @@ def lr_finder_trainer(config: FathomConfig, model: nn.Module, bundle: DataBundle
     probe = config.model_copy(deep=True)
     probe.optim.lr = 1e-3  # a placeholder: the sweep sets the rate of every step
     probe.train.diagnostics = False
+    probe.train.early_stopping = probe.train.max_steps = probe.train.max_seconds = None
     probe.run.progress = "none"
     seed_everything(config.train.seed)
     return build_trainer(probe, model, bundle, None)
@@ -55,7 +64,7 @@ def lr_find(
     model: nn.Module | str | None = None,
     data: DataBundle | str | None = None,
     *,
-    config: FathomConfig | Mapping[str, Any] | str | Path | None = None,
+    config: ConfigSource = None,
     overrides: Iterable[str] = (),
     output: str | Path | None = None,
     start: float = 1e-7,
@@ -94,7 +103,6 @@ def explain(
     attention, top-loss): PNGs in RUN/explain, shown in the report. ``inputs``: files or a
     normalised tensor; default the first test examples."""
     from fathom.diagnosis.explain import check_method, explain_run
-    from fathom.run import load
 
     check_method(method)
     run = run if isinstance(run, Run) else load(run)
@@ -121,10 +129,10 @@ def run_planted_fault(setup: Any, overrides: Iterable[str] = ()) -> tuple[list[s
     """Train a ``fathom.diagnosis.sabotage.Setup`` in memory (no run folder): the doctor's diagnosis
     keys and the test accuracy (None when training diverged)."""
     from fathom.data.loader import make_loader
-    from fathom.engine import evaluate
-    from fathom.errors import TrainingDiverged
     from fathom.diagnosis import Diagnostics
     from fathom.diagnosis.sabotage import BASE_OVERRIDES
+    from fathom.engine import evaluate
+    from fathom.errors import TrainingDiverged
 
     every = [*BASE_OVERRIDES, *setup.overrides, *overrides, "run.progress=none"]
     config = resolve_config({"model": {"name": "mlp"}}, overrides=every, use_recipe=False)
@@ -133,9 +141,11 @@ def run_planted_fault(setup: Any, overrides: Iterable[str] = ()) -> tuple[list[s
     diagnostics = next(c for c in trainer.callbacks if isinstance(c, Diagnostics))
     try:
         trainer.fit()
-    except TrainingDiverged as error:
-        diagnostics.training_failed(trainer, error)
+    except TrainingDiverged:  # the diagnostics saw it (fit_failed) and diagnosed the run
         return [d.key for d in diagnostics.diagnoses], None
     loader = make_loader(setup.bundle.test, 512)
     metrics, _ = evaluate(trainer.model, trainer.task, loader, trainer.device)
     return [d.key for d in diagnostics.diagnoses], float(metrics["accuracy"])
+
+
+__all__ = ["doctor", "explain", "lr_find", "run_planted_fault"]

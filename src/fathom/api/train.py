@@ -1,0 +1,179 @@
+"""``fathom.fit`` and ``fathom.resume``: training runs with a run folder around them."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from fathom.assemble import (
+    ConfigSource,
+    build_model,
+    build_trainer,
+    load_data,
+    prepare,
+    seed_everything,
+)
+from fathom.config import FathomConfig
+from fathom.data.bundle import DataBundle
+from fathom.engine import Callback, Trainer, load_checkpoint
+from fathom.errors import ConfigError, FathomError
+from fathom.runs import Run, lineage_of, replay
+from fathom.runs.folder import (
+    git_revision,
+    new_run_dir,
+    read_config,
+    read_run_json,
+    save_weights,
+    update_run_json,
+    versions,
+    write_config,
+)
+
+
+def fit(
+    model: nn.Module | str | None = None,
+    data: DataBundle | str | None = None,
+    *,
+    config: ConfigSource = None,
+    overrides: Iterable[str] = (),
+    callbacks: Iterable[Callback] = (),
+    **shortcuts: Any,
+) -> Run:
+    """Train a model and return its ``Run`` (folder, metrics, report, weights).
+
+    ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
+    ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
+    """
+    resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
+    run_dir = new_run_dir(resolved)
+    try:
+        if resolved.optim.lr == "auto":
+            from fathom.api.inspection import choose_learning_rate
+
+            choose_learning_rate(resolved, network, bundle, run_dir)
+        start_run_record(run_dir, resolved, bundle, network)
+        seed_everything(resolved.train.seed)
+        trainer = build_trainer(resolved, network, bundle, run_dir, callbacks)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
+        raise
+    return train_and_finish(trainer, resolved, bundle, run_dir)
+
+
+def start_run_record(
+    run_dir: Path, config: FathomConfig, bundle: DataBundle, network: nn.Module
+) -> None:
+    """config.yaml and the first run.json: versions, seed, data facts, the model's lineage."""
+    write_config(run_dir, config)
+    lineage = lineage_of(network)
+    parameters = sum(p.numel() for p in network.parameters())
+    model = {"name": config.model.name, "parameters": parameters, "registered": lineage is not None}
+    update_run_json(
+        run_dir, name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
+        versions=versions(), git=git_revision(), seed=config.train.seed, task=bundle.info.task,
+        data=bundle.info.to_dict(), model=model, lineage=lineage,
+    )  # fmt: skip
+
+
+def resume(
+    path: str | Path,
+    model: nn.Module | None = None,
+    callbacks: Iterable[Callback] = (),
+    progress: str | None = None,
+    data: DataBundle | None = None,
+) -> Run:
+    """Continue an interrupted run from its last checkpoint, exactly where it stopped.
+
+    A run stopped before its first checkpoint starts again from the beginning, in its folder,
+    with its seed (so it ends as an uninterrupted run would). Pass ``model`` for a run of your
+    own module and ``data`` for a run on a ``DataBundle`` you built yourself (registered
+    datasets are reloaded from the config with the same seed). ``progress`` (auto, bar, log,
+    none) overrides how the original run showed progress.
+    """
+    run_dir = Path(path)
+    config = read_config(run_dir)
+    if progress is not None:
+        config.run.progress = progress
+    record = read_run_json(run_dir)
+    checkpoint = run_dir / "checkpoints" / "last.safetensors"
+    seed_everything(config.train.seed)
+    bundle = data if data is not None else load_data(config)
+    if model is None:
+        model = rebuild_for_resume(run_dir, record, config, bundle, not checkpoint.exists())
+    if not checkpoint.exists():
+        for leftover in ("metrics.jsonl", "diagnostics.jsonl"):
+            (run_dir / leftover).unlink(missing_ok=True)
+        seed_everything(config.train.seed)
+        trainer = build_trainer(config, model, bundle, run_dir, callbacks)
+        update_run_json(run_dir, status="running", resumed_from_step=0)
+        return train_and_finish(trainer, config, bundle, run_dir)
+    tensors, saved = load_checkpoint(checkpoint)
+    trainer = build_trainer(config, model, bundle, run_dir, callbacks)
+    trainer.restore(tensors, saved)
+    update_run_json(run_dir, status="running", resumed_from_step=trainer.state.step)
+    return train_and_finish(trainer, config, bundle, run_dir)
+
+
+def rebuild_for_resume(
+    run_dir: Path, record: dict[str, Any], config: FathomConfig, bundle: DataBundle, restart: bool
+) -> nn.Module:
+    """The network as the run first built it (seeded as then): from the config, or with the
+    lineage's transforms replayed when a checkpoint will supply the weights."""
+    if not (record.get("model") or {}).get("registered", True):
+        raise ConfigError(
+            f"{run_dir} used a custom model; resume it from Python: fathom.resume(path, model=MyModel())"
+        )
+    transforms = (record.get("lineage") or {}).get("transforms") or []
+    if not transforms:
+        return build_model(config, bundle.info)
+    if restart:
+        names = ", ".join(step["name"] for step in transforms)
+        raise FathomError(
+            f"{run_dir} stopped before its first checkpoint, and its model was made by "
+            f"transforms ({names}) that cannot be redone from the folder; train it again"
+        )
+    return replay(record["lineage"], where=str(run_dir / "run.json"))
+
+
+def train_and_finish(
+    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path
+) -> Run:
+    """Train, then save the weights, evaluate on the test split and write the report."""
+    started = time.perf_counter()
+    previous = trainer.state.elapsed_seconds
+    try:
+        state = trainer.fit()
+    except FathomError as error:
+        if trainer.state.step == 0 and not (run_dir / "checkpoints" / "last.safetensors").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # failed before the first step
+        else:
+            update_run_json(run_dir, status="failed", message=str(error))
+        raise
+    except KeyboardInterrupt:
+        update_run_json(
+            run_dir, status="stopped", message="interrupted; continue with 'fathom resume'"
+        )
+        raise
+    state.elapsed_seconds = previous + time.perf_counter() - started
+    final = trainer.ema.shadow if trainer.ema is not None else trainer.model
+    save_weights(run_dir / "model.safetensors", final, config.model.name)
+    run = Run(run_dir, config, bundle.info, final, bundle)
+    evaluation = run.evaluate("test") if bundle.test is not None else {}
+    best = {"metric": trainer.task.monitor, "value": state.best_metric, "epoch": state.best_epoch}
+    update_run_json(
+        run_dir, status="completed", message=state.stop_reason, duration_seconds=state.elapsed_seconds,
+        epochs_completed=state.epoch, steps=state.step, device=str(trainer.device),
+        best=best if state.best_metric is not None else None, test=evaluation,
+    )  # fmt: skip
+    from fathom.report import write_report
+
+    write_report(run_dir)
+    return run
+
+
+__all__ = ["fit", "resume"]

@@ -1,0 +1,21 @@
+"""Every ``fathom`` command, registered by name: one line each, in the order ``--help`` shows.
+
+A command is a module with ``COMMAND = Command(help, add_arguments, run)`` (fathom.cli.options);
+a new capability adds its module and one line here.
+"""
+
+from fathom.registry import COMMANDS
+
+for _name, _module, _description in (
+    ("train", "train", "train a model and write its run folder"),
+    ("eval", "evaluate", "metrics of a run on a split"),
+    ("predict", "predict", "predictions of a run for input files or texts"),
+    ("resume", "resume", "continue an interrupted run exactly"),
+    ("generate", "generate", "samples of a generative run"),
+    ("report", "report", "re-draw a run's plots and HTML report"),
+    ("doctor", "doctor", "what is wrong with a run, and the fix"),
+    ("explain", "explain", "explanations of a run's predictions"),
+    ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
+    ("list", "listing", "the names of one registry"),
+):
+    COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)
