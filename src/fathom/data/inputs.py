@@ -30,7 +30,7 @@ def read_input_file(path: Path, info: DataInfo) -> torch.Tensor:
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     suffix = path.suffix.lower()
-    if "tokenizer" in info.extra and info.task == "classification":
+    if "tokenizer" in info.extra:  # text models read a text per line
         from fathom.data.text import read_text_inputs
 
         return read_text_inputs(path, info)
