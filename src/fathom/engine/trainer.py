@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from fathom.config import OptimConfig, ScheduleConfig, TrainConfig
+from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
 from fathom.engine import checkpoint as ckpt
 from fathom.engine.callbacks import EVENTS, Callback, StopTraining
 from fathom.engine.ema import ModelEMA
@@ -18,7 +18,7 @@ from fathom.engine.features import GradientClipper, Precision, WeightPenalty, re
 from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
-from fathom.errors import ConfigError, TrainingDiverged
+from fathom.errors import ConfigError, TrainingDiverged, closest
 
 if TYPE_CHECKING:
     from fathom.tasks.base import Task
@@ -51,6 +51,7 @@ class Trainer:
         self.network = torch.compile(self.model) if self.config.compile else self.model
         self.task = task
         self.train_loader, self.val_loader = train_loader, val_loader
+        check_early_stopping(self.config.early_stopping, task, val_loader is not None)
         self.epochs = self.config.epochs
         self.state = TrainState()
         self.log = log or MetricsLog()
@@ -287,6 +288,25 @@ class Trainer:
 
 
 @torch.no_grad()
+def check_early_stopping(stop: EarlyStoppingConfig | None, task: Task, validation: bool) -> None:
+    """Refuse, before training, early stopping that could never stop: no validation split, or a
+    metric the task does not report (tasks whose metrics are known only once seen pass)."""
+    if stop is None:
+        return
+    if not validation:
+        raise ConfigError(
+            "train.early_stopping needs a validation split (set data.val_fraction above 0)"
+        )
+    reported = sorted(task.new_metrics(torch.device("cpu")).compute())
+    name = stop.metric.removeprefix("val_")
+    if reported and name not in reported:
+        choices = [f"val_{metric}" for metric in reported]
+        hint = closest(stop.metric, choices) or f" (choose from {', '.join(choices)})"
+        raise ConfigError(
+            f"train.early_stopping.metric: task {task.name} reports no '{stop.metric}'{hint}"
+        )
+
+
 def evaluate(
     network: nn.Module,
     task: Task,
