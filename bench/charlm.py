@@ -10,7 +10,8 @@
 (c) Fathom's ``tinyshakespeare-5min`` recipe: the same with a 5-minute budget.
 Every model is scored the same way: mean next-character loss over the whole validation text (the
 last 10%) in non-overlapping windows of its own context. nanoGPT's own estimate (20 random
-batches) is printed beside it. On CUDA, (d) reports bf16 + torch.compile tokens/s and MFU.
+batches) is printed beside it. On CUDA, (d) reports bf16 + torch.compile tokens/s and MFU; ``--gpu-only --device cpu``
+only builds (d)'s configuration and runs one forward/backward on two windows (a wiring check).
 """
 
 from __future__ import annotations
@@ -257,31 +258,75 @@ def fathom_budgeted(seconds: float, overrides: list[str], label: str) -> dict[st
 
 
 # ------------------------------------------------------------------ GPU mode (bf16 + compile)
+GPU_SHAPE = {"layers": 6, "width": 384, "context": 256, "batch": 64}
+
+
+def gpu_overrides(device: str, compile: bool) -> list[str]:
+    """The GPU configuration of the recipe: bf16, torch.compile, a 6x384 model on 256 characters."""
+    return [
+        f"train.device={device}", "train.precision=bf16", f"train.compile={str(compile).lower()}",
+        f"data.context={GPU_SHAPE['context']}", f"data.batch_size={GPU_SHAPE['batch']}",
+        f"model.dim={GPU_SHAPE['width']}", f"model.depth={GPU_SHAPE['layers']}", "model.heads=6",
+        f"model.context={GPU_SHAPE['context']}", "model.dropout=0.1", "data.stride=1",
+        "train.epochs=100", "schedule.warmup_epochs=0.005",
+    ]  # fmt: skip
+
+
+def flops_per_token(parameters: int) -> int:  # nanoGPT's estimate, for MFU
+    return 6 * parameters + 12 * GPU_SHAPE["layers"] * GPU_SHAPE["width"] * GPU_SHAPE["context"]
+
+
 def gpu_mode(
     seconds: float, device: str = "cuda", compile: bool = True, extra: list[str] | None = None
 ) -> dict[str, Any]:
-    """The GPU recipe (bf16, torch.compile) for ``seconds``; tokens/s, and MFU on CUDA.
-
-    ``device="cpu"`` runs the same configuration on a CPU as a smoke test of the path."""
-    overrides = [
-        f"train.device={device}", "train.precision=bf16", f"train.compile={str(compile).lower()}",
-        "data.context=256",
-        "data.batch_size=64", "model.dim=384", "model.depth=6", "model.heads=6", "model.context=256",
-        "model.dropout=0.1", "data.stride=1", "train.epochs=100", "schedule.warmup_epochs=0.005",
-    ]  # fmt: skip
-    result = fathom_budgeted(seconds, [*overrides, *(extra or [])], "gpu")
-    layers, width, context, batch = 6, 384, 256, 64
-    flops_per_token = 6 * result["parameters"] + 12 * layers * width * context  # nanoGPT's MFU
-    tokens_per_second = result["steps"] * batch * context / max(result["seconds"], 1e-9)
+    """The GPU recipe (bf16, torch.compile) for ``seconds``; tokens/s, and MFU on CUDA."""
+    result = fathom_budgeted(seconds, [*gpu_overrides(device, compile), *(extra or [])], "gpu")
+    tokens = result["steps"] * GPU_SHAPE["batch"] * GPU_SHAPE["context"]
+    tokens_per_second = tokens / max(result["seconds"], 1e-9)
     result["tokens_per_second"] = round(tokens_per_second)
     result["goal"] = "val loss <= 1.47 within 60 s, MFU >= 0.40"
     result["device"] = device
     if device == "cuda":
-        result["mfu"] = round(flops_per_token * tokens_per_second / H100_BF16_PEAK_FLOPS, 4)
+        mfu = flops_per_token(result["parameters"]) * tokens_per_second / H100_BF16_PEAK_FLOPS
+        result["mfu"] = round(mfu, 4)
         result["gpu"] = torch.cuda.get_device_name()
         result["cuda"] = torch.version.cuda
         print(f"gpu: {tokens_per_second:,.0f} tokens/s, MFU {result['mfu']:.1%}", flush=True)
     return result
+
+
+def gpu_shape_check(device: str = "cpu", examples: int = 2) -> dict[str, Any]:
+    """``gpu_mode``'s configuration built (no compile) and run forward/backward once in bf16 on
+    ``examples`` windows of a short prefix, untrained: shape and wiring in seconds on any CPU."""
+    overrides = [*gpu_overrides(device, compile=False), "data.max_chars=20000"]
+    with tempfile.TemporaryDirectory() as folder:
+        config, bundle, model = fathom.assemble.prepare(
+            None, "tinyshakespeare", None,
+            [f"data.data_dir={DATA_DIR}", f"run.dir={folder}", *overrides], {},
+        )  # fmt: skip
+    task = fathom.assemble.make_task(config, bundle.info)
+    inputs, targets = bundle.train.inputs[:examples], bundle.train.targets[:examples]
+    model.to(device).train()
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
+        loss, _ = task.training_loss("train", model, (inputs.to(device), targets.to(device)))
+    loss.backward()
+    with torch.no_grad():
+        logits_shape = list(model(inputs[:1].to(device)).shape)
+    parameters = sum(p.numel() for p in model.parameters())
+    return {
+        "device": device,
+        "trained": False,
+        "precision": config.train.precision,
+        "model": config.model.options(),
+        "logits_shape": logits_shape,
+        "vocab_size": task.vocab_size,
+        "loss": round(float(loss), 4),
+        "gradients_finite": all(
+            p.grad is not None and bool(p.grad.isfinite().all()) for p in model.parameters()
+        ),
+        "parameters": parameters,
+        "flops_per_token": flops_per_token(parameters),
+    }
 
 
 def main() -> None:
@@ -292,7 +337,7 @@ def main() -> None:
     parser.add_argument("--skip-best", action="store_true")
     parser.add_argument("--gpu-only", action="store_true", help="only (d), the CUDA run")
     parser.add_argument(
-        "--device", default="cuda", help="--gpu-only on 'cpu' with --quick: a smoke test"
+        "--device", default="cuda", help="--gpu-only on 'cpu': build it, one step, no training"
     )
     parser.add_argument(
         "--best-overrides", nargs="*", default=[], help="overrides of the recipe for (c)"
@@ -300,13 +345,15 @@ def main() -> None:
     args = parser.parse_args()
     machine = start_run(args.threads)
     if args.gpu_only:
-        on_cpu = args.device == "cpu"
-        if (on_cpu and not args.quick) or (not on_cpu and not torch.cuda.is_available()):
-            print("--gpu-only needs a CUDA device (or --device cpu --quick)", file=sys.stderr)
+        if args.device == "cpu":  # the configuration checked for shape and wiring, not trained
+            gpu = gpu_shape_check("cpu")
+        elif torch.cuda.is_available():
+            seconds = 10.0 if args.quick else 60.0
+            quick = ["data.max_chars=100000"] if args.quick else []
+            gpu = gpu_mode(seconds, args.device, extra=quick)
+        else:
+            print("--gpu-only needs a CUDA device (or --device cpu: a check)", file=sys.stderr)
             raise SystemExit(2)
-        seconds = 10.0 if args.quick else 60.0
-        quick = ["data.max_chars=100000"] if args.quick else []
-        gpu = gpu_mode(seconds, args.device, compile=not on_cpu, extra=quick)
         write_record(args.output, {"machine": machine, "quick": args.quick, "gpu": gpu})
         return
     text = (DATA_DIR / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fathom"
 CAPABILITIES = ("transfer", "selfsupervised", "tuning", "compression", "export", "serving",
                 "trust", "distributed", "federated")  # fmt: skip
 LAYERS = {
-    "_version": 0, "errors": 0, "files": 0, "registry": 0, "config": 0,
+    "_version": 0, "errors": 0, "files": 0, "registry": 0, "config": 0, "options": 0,
+    "yaml_reader": 0,
     "data": 1, "nn": 1, "models": 2, "report": 2, "engine": 3, "tasks": 4,
     "recipes": 5, "diagnosis": 5, "assemble": 6, "runs": 7,
     **dict.fromkeys(CAPABILITIES, 8), "api": 9, "cli": 10, "__init__": 11, "__main__": 11,

@@ -17,16 +17,25 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from fathom import registry as fathom_registry
 from fathom.errors import ConfigError, closest
+from fathom.options import check_arguments
+from fathom.yaml_reader import check_nesting, parse_yaml, read_yaml_file
+
+# Strict types: ``true`` is not a number and ``2.5`` not an integer (an integer is a valid float);
+# NaN and infinity are refused. Seeds fit every RNG; threads stay far below a system's limits.
+STRICT = ConfigDict(validate_assignment=True, strict=True, allow_inf_nan=False)
+MAX_SEED = 2**32 - 1  # numpy's limit
+MAX_THREADS = 256
+MAX_BATCH = 2**20
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", **STRICT)
 
 
 class OpenSection(BaseModel):
     """A section whose extra keys are passed on to a component (dataset or model) and checked there."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", **STRICT)
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -35,8 +44,8 @@ class OpenSection(BaseModel):
 class DataConfig(OpenSection):
     name: str = "digits"
     data_dir: str | None = None
-    batch_size: int = Field(128, gt=0)
-    eval_batch_size: int | None = Field(None, gt=0)
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH)
+    eval_batch_size: int | None = Field(None, gt=0, le=MAX_BATCH)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     limit: int | None = Field(None, gt=0)
@@ -74,10 +83,13 @@ def registered(registry_name: str) -> Any:
 class OptimConfig(Section):
     name: Annotated[str, registered("OPTIMIZERS")] = "adamw"
     lr: Annotated[float, Field(gt=0.0)] | Literal["auto"] = 1e-3  # auto: the LR finder picks it
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: Annotated[  # a YAML list is welcome; each beta is in [0, 1)
+        tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]],
+        Field(strict=False),
+    ] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0.0)
     alpha: float = Field(0.99, gt=0.0, lt=1.0)
     fused: bool = False  # one fused kernel per step (sgd, adam, adamw): fastest on GPUs
@@ -103,16 +115,17 @@ class EarlyStoppingConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10, gt=0)
-    seed: int = 0
+    epochs: int = Field(10, gt=0, le=1_000_000)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = "auto"
-    threads: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0, le=MAX_THREADS)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = False
     channels_last: bool = False
-    grad_clip_norm: float | None = Field(None, gt=0.0)
-    grad_clip_value: float | None = Field(None, gt=0.0)
-    accumulate_steps: int = Field(1, gt=0)
+    # null: the model's default (recurrent models clip at 1.0); 0: no clipping
+    grad_clip_norm: float | None = Field(None, ge=0.0)
+    grad_clip_value: float | None = Field(None, ge=0.0)
+    accumulate_steps: int = Field(1, gt=0, le=65536)
     l1: float = Field(0.0, ge=0.0)
     l2: float = Field(0.0, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
@@ -160,7 +173,12 @@ def build_config(*layers: Mapping[str, Any] | None) -> FathomConfig:
     return validate_config(merged)
 
 
-def merge_layer(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+def merge_layer(
+    base: Mapping[str, Any], layer: Mapping[str, Any], depth: int = 0
+) -> dict[str, Any]:
+    """``layer`` over ``base``, mapping by mapping. Below the sections an explicitly empty mapping
+    replaces (``data.augment={}`` clears a recipe's augmentation); a section whose ``name`` changes
+    starts afresh."""
     merged = dict(base)
     for key, value in layer.items():
         old = merged.get(key)
@@ -171,8 +189,9 @@ def merge_layer(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, 
             and "name" in value
             and value["name"] != old.get("name")
         )
-        if isinstance(old, Mapping) and isinstance(value, Mapping) and not renamed:
-            merged[key] = merge_layer(old, value)
+        cleared = depth > 0 and isinstance(value, Mapping) and not value
+        if isinstance(old, Mapping) and isinstance(value, Mapping) and not (renamed or cleared):
+            merged[key] = merge_layer(old, value, depth + 1)
         else:
             merged[key] = value
     return merged
@@ -181,6 +200,7 @@ def merge_layer(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, 
 def validate_config(raw: Mapping[str, Any]) -> FathomConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config must be a mapping of sections, got {type(raw).__name__}")
+    check_nesting(raw, "config")
     try:
         return FathomConfig.model_validate(dict(raw))
     except ValidationError as error:
@@ -228,16 +248,7 @@ def _model_of(annotation: Any) -> Any:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file; a missing file or bad YAML is a one-line ConfigError."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"
-        ) from None
+    value = read_yaml_file(path, "config file")
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -253,7 +264,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if not separator or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override '{item}' must look like section.key=value")
         try:
-            value = yaml.safe_load(text) if text != "" else ""
+            value = parse_yaml(text, f"override '{key}'") if text != "" else ""
         except yaml.YAMLError:
             value = text
         if isinstance(value, str) and _looks_like_float(value):
@@ -281,7 +292,8 @@ def _looks_like_float(text: str) -> bool:
 def call_with_checked_kwargs(
     function: Callable[..., Any], kwargs: Mapping[str, Any], where: str
 ) -> Any:
-    """Call ``function(**kwargs)``, turning an unknown keyword into a ConfigError with a suggestion."""
+    """Call ``function(**kwargs)`` once every keyword is known and of the type (and in the range)
+    its type hint gives; otherwise raise a one-line ConfigError with a suggestion."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -292,6 +304,16 @@ def call_with_checked_kwargs(
         for key in kwargs:
             if key not in parameters:
                 raise ConfigError(f"'{where}' has no option '{key}'{closest(key, parameters)}")
+    required = [
+        name
+        for name, parameter in parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and name not in kwargs
+    ]
+    if required:
+        raise ConfigError(f"'{where}' needs option '{required[0]}'")
+    check_arguments(function, kwargs, where)
     return function(**kwargs)
 
 

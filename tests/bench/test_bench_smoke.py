@@ -1,8 +1,11 @@
-"""The benchmarks in bench/ still run: each ``--quick`` run writes its JSON (seconds, small data)."""
+"""The benchmarks in bench/ still run: each ``--quick`` run writes its JSON (toy sizes, small data).
+
+The subprocess timeout only stops a hang: it is far above a run's time on a loaded machine."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+HANG_SECONDS = 1800
 
 
 def run_bench(script: str, output: Path, *arguments: str) -> dict:
@@ -19,7 +23,7 @@ def run_bench(script: str, output: Path, *arguments: str) -> dict:
         [sys.executable, str(BENCH / script), "--quick", "--output", str(output), *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_SECONDS,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(output.read_text())
@@ -60,11 +64,22 @@ def test_charlm_quick_compares_nanogpt_and_the_recipe(shared_datasets, tmp_path)
     record = run_bench("charlm.py", tmp_path / "charlm.json", "--skip-best")
     reference, fathom_run = record["nanogpt"], record["fathom_same_time"]
     assert reference["iterations"] == 40 and reference["val_loss"] > 0
-    assert fathom_run["seconds"] >= reference["seconds"] * 0.9 and fathom_run["val_loss"] > 0
+    assert fathom_run["steps"] > 0 and fathom_run["val_loss"] > 0
     assert fathom_run["curve"] and record["recipe"]["optim"]["name"] == "muon"
 
 
-def test_charlm_gpu_configuration_runs_on_a_cpu(shared_datasets, tmp_path):
+def test_charlm_gpu_configuration_builds_and_steps_on_a_cpu(shared_datasets, tmp_path):
+    """The GPU run's configuration, checked for shape and wiring on a CPU: built, not trained."""
     record = run_bench("charlm.py", tmp_path / "gpu.json", "--gpu-only", "--device", "cpu")
     gpu = record["gpu"]
-    assert gpu["device"] == "cpu" and gpu["tokens_per_second"] > 0 and "mfu" not in gpu
+    assert gpu["device"] == "cpu" and gpu["trained"] is False and "mfu" not in gpu
+    assert gpu["precision"] == "bf16" and gpu["gradients_finite"] is True
+    model = gpu["model"]
+    assert (model["dim"], model["depth"], model["heads"], model["context"]) == (384, 6, 6, 256)
+    assert gpu["logits_shape"] == [1, 256, gpu["vocab_size"]]
+    # an untrained model predicts about uniformly: loss near log(vocabulary)
+    assert abs(gpu["loss"] - math.log(gpu["vocab_size"])) < 0.5
+    # 6 blocks of 12 * 384^2 weights (attention 4, MLP 8) plus the tied embedding: ~10.7 M
+    blocks = 6 * 12 * 384**2
+    assert blocks < gpu["parameters"] < blocks + 384 * (gpu["vocab_size"] + 256 + 100)
+    assert gpu["flops_per_token"] > 6 * gpu["parameters"]

@@ -20,7 +20,7 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
         [sys.executable, str(SCRIPT), *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # only stops a hang
     )
 
 

@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "forecast.py"
 def test_forecast_bench_quick_writes_its_table(tmp_path) -> None:
     output = tmp_path / "forecast.json"
     result = subprocess.run([sys.executable, str(BENCH), "--quick", "--output", str(output)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+                            capture_output=True, text=True, timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     record = json.loads(output.read_text())
     assert record["machine"]["load_average"] and record["load_average_after"]

@@ -134,7 +134,7 @@ def test_real_process_exit_status_and_single_line(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=1800,  # only stops a hang
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cifar10" in result.stderr
@@ -143,7 +143,7 @@ def test_real_process_exit_status_and_single_line(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=1800,  # only stops a hang
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
 

@@ -3,10 +3,10 @@ import torch
 from torch import nn
 
 from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
-from fathom.data.bundle import Split
+from fathom.data.bundle import DataInfo, Split
 from fathom.data.loader import TensorLoader
 from fathom.engine import EVENTS, Callback, EarlyStopping, Trainer
-from fathom.errors import TrainingDiverged
+from fathom.errors import ConfigError, TrainingDiverged
 from fathom.tasks.classification import Classification
 from fathom.tasks.regression import Regression
 
@@ -140,3 +140,29 @@ def test_max_seconds_ends_the_schedule_with_the_time_budget(blobs, monkeypatch):
     assert trainer.schedule.total_steps < planned
     assert trainer.schedule.total_steps - trainer.state.optimizer_steps <= 20
     assert trainer.current_lr() < 0.01 * 0.2  # annealed near the end, not cut off at peak
+
+
+def test_an_early_stopping_metric_the_task_does_not_report_is_refused_at_start(blobs):
+    with pytest.raises(ConfigError, match="reports no 'val_los'.*did you mean 'val_loss'"):
+        make_trainer(blobs, early_stopping=EarlyStoppingConfig(metric="val_los"))
+    make_trainer(blobs, early_stopping=EarlyStoppingConfig(metric="val_accuracy"))
+
+
+def test_early_stopping_without_a_validation_split_is_refused(blobs):
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        Trainer(
+            nn.Linear(6, 3), Classification(3), TensorLoader(blobs.train, 16), None,
+            train=TrainConfig(early_stopping=EarlyStoppingConfig()),
+        )  # fmt: skip
+
+
+def test_grad_clip_norm_zero_turns_clipping_off(blobs):
+    trainer = make_trainer(blobs, grad_clip_norm=0.0, grad_clip_value=0.0)
+    assert not trainer.clipper
+    assert trainer.fit().step > 0
+
+
+def test_regression_on_class_labels_is_refused():
+    info = DataInfo("digits", "classification", (64,), num_classes=10)
+    with pytest.raises(ConfigError, match="task regression needs numeric targets"):
+        Regression.for_data(info)

@@ -269,7 +269,7 @@ def _chromium() -> str:
 def _browse(tmp_path: Path, *arguments: str) -> str:
     command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                f"--user-data-dir={tmp_path / 'profile'}", *arguments]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

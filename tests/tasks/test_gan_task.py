@@ -83,6 +83,9 @@ def test_unknown_loss_and_wrong_model_are_one_line_errors() -> None:
     task = create_for_data("gan", INFO)
     with pytest.raises(ConfigError, match="model.name=gan"):
         task.check_batch(torch.nn.Linear(2, 2), (torch.zeros(1, 2), torch.zeros(1)))
+    # the trainer asks for the optimizer groups first (task.name=gan on a CNN was a traceback)
+    with pytest.raises(ConfigError, match="model.name=gan"):
+        task.optimizer_groups(torch.nn.Linear(2, 2))
 
 
 def test_sampling_is_reproducible_and_requests_are_checked(tmp_path) -> None:

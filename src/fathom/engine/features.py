@@ -52,8 +52,8 @@ class GradientClipper:
     """Clip gradients by global norm and/or by value before each optimizer step."""
 
     def __init__(self, max_norm: float | None, max_value: float | None) -> None:
-        self.max_norm = max_norm
-        self.max_value = max_value
+        self.max_norm = max_norm or None  # 0 turns clipping off (a model's default clip too)
+        self.max_value = max_value or None
 
     def __bool__(self) -> bool:
         return self.max_norm is not None or self.max_value is not None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from fathom.config import OptimConfig, ScheduleConfig, TrainConfig
+from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
 from fathom.engine import checkpoint as ckpt
 from fathom.engine.callbacks import EVENTS, Callback, StopTraining
 from fathom.engine.ema import ModelEMA
@@ -18,7 +18,7 @@ from fathom.engine.features import GradientClipper, Precision, WeightPenalty, re
 from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
-from fathom.errors import ConfigError, FathomError, TrainingDiverged
+from fathom.errors import ConfigError, FathomError, TrainingDiverged, closest
 
 if TYPE_CHECKING:
     from fathom.engine.task import TrainingTask
@@ -51,6 +51,7 @@ class Trainer:
         self.network = torch.compile(self.model) if self.config.compile else self.model
         self.task = task
         self.train_loader, self.val_loader = train_loader, val_loader
+        check_early_stopping(self.config.early_stopping, task, val_loader is not None)
         self.epochs = self.config.epochs
         self.state = TrainState()
         self.log = log or MetricsLog()
@@ -59,26 +60,12 @@ class Trainer:
         self.clipper = GradientClipper(self.config.grad_clip_norm, self.config.grad_clip_value)
         self.penalty = WeightPenalty(self.model, self.config.l1, self.config.l2)
         self.accumulate = self.config.accumulate_steps
-        groups = task.optimizer_groups(self.model)
-        if len(groups) > 1 and self.accumulate > 1:
-            raise ConfigError(
-                "train.accumulate_steps > 1 is not supported for multi-optimizer tasks"
-            )
-        self.optimizers = {
-            name: build_optimizer(params, optim or OptimConfig(), self.model)
-            for name, params in groups.items()
-        }
-        updates_per_epoch = math.ceil(len(train_loader) / self.accumulate)
-        total_updates = updates_per_epoch * self.epochs
-        if self.config.max_steps:  # schedules (cosine, one-cycle) end where training ends
-            total_updates = min(total_updates, math.ceil(self.config.max_steps / self.accumulate))
-        self.schedule = Schedule(schedule or ScheduleConfig(), updates_per_epoch, total_updates)
+        self.optimizers = self._build_optimizers(optim or OptimConfig())
+        self.schedule = self._build_schedule(schedule or ScheduleConfig())
         self.ema = ModelEMA(self.model, self.config.ema_decay) if self.config.ema_decay else None
         self.last_evaluation: dict[str, Any] = {}
         self.last_details: dict[str, Any] = {}
-        self.last_loss: torch.Tensor | None = (
-            None  # the latest batch's loss (first phase), detached
-        )
+        self.last_loss: torch.Tensor | None = None  # the latest batch's first-phase loss
         self.failure: Exception | None = None  # the error that ended training, for fit_failed
         self._running: dict[str, torch.Tensor] = {}
         self._running_count = 0
@@ -87,6 +74,23 @@ class Trainer:
         self._checked = False
         self._fit_started = time.perf_counter()
         self._updates_at_start = 0
+
+    def _build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per phase of the task (one, ``main``, for most tasks)."""
+        groups = self.task.optimizer_groups(self.model)
+        if len(groups) > 1 and self.accumulate > 1:
+            raise ConfigError(
+                "train.accumulate_steps > 1 is not supported for multi-optimizer tasks"
+            )
+        return {name: build_optimizer(params, optim, self.model) for name, params in groups.items()}
+
+    def _build_schedule(self, schedule: ScheduleConfig) -> Schedule:
+        """The learning-rate schedule over the updates training will make."""
+        updates_per_epoch = math.ceil(len(self.train_loader) / self.accumulate)
+        total_updates = updates_per_epoch * self.epochs
+        if self.config.max_steps:  # schedules (cosine, one-cycle) end where training ends
+            total_updates = min(total_updates, math.ceil(self.config.max_steps / self.accumulate))
+        return Schedule(schedule, updates_per_epoch, total_updates)
 
     # ----------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
@@ -325,6 +329,27 @@ class Trainer:
         ckpt.restore_rng(ckpt.unprefixed("rng", tensors), saved["rng"])
         self._logged_samples = self.state.samples_seen
         self._running, self._running_count = {}, 0
+
+
+def check_early_stopping(
+    stop: EarlyStoppingConfig | None, task: TrainingTask, validation: bool
+) -> None:
+    """Refuse, before training, early stopping that could never stop: no validation split, or a
+    metric the task does not report (tasks whose metrics are known only once seen pass)."""
+    if stop is None:
+        return
+    if not validation:
+        raise ConfigError(
+            "train.early_stopping needs a validation split (set data.val_fraction above 0)"
+        )
+    reported = sorted(task.new_metrics(torch.device("cpu")).compute())
+    name = stop.metric.removeprefix("val_")
+    if reported and name not in reported:
+        choices = [f"val_{metric}" for metric in reported]
+        hint = closest(stop.metric, choices) or f" (choose from {', '.join(choices)})"
+        raise ConfigError(
+            f"train.early_stopping.metric: task {task.name} reports no '{stop.metric}'{hint}"
+        )
 
 
 @torch.no_grad()

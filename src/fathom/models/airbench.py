@@ -18,6 +18,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Size
 
 
 class BiasBatchNorm(nn.BatchNorm2d):
@@ -145,9 +146,9 @@ def whiten_init(model: AirbenchNet, images: torch.Tensor, eps: float = 5e-4) -> 
 
 
 def airbench(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 32,
     widths: Sequence[int] = (64, 256, 256),
     batchnorm_momentum: float = 0.4,
     scale: float = 1 / 9,

@@ -15,6 +15,7 @@ from torch import nn
 from fathom.errors import ConfigError
 from fathom.models.mlp import check_dropout, make_activation
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import KernelSize, Probability, Size, SizeOrZero, Widths
 
 
 class CNN(ClassifierModel):
@@ -96,13 +97,13 @@ def _pair(image_size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def cnn(
-    in_channels: int = 1,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 28,
-    channels: Sequence[int] = (32, 64),
-    hidden: int = 128,
-    kernel_size: int = 3,
-    dropout: float = 0.0,
+    in_channels: Size = 1,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 28,
+    channels: Widths = (32, 64),
+    hidden: SizeOrZero = 128,
+    kernel_size: KernelSize = 3,
+    dropout: Probability = 0.0,
     batch_norm: bool = True,
     activation: str = "relu",
 ) -> CNN:

@@ -18,6 +18,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.models.gan import check_image_size
+from fathom.options import Size
 
 
 def sinusoidal_embedding(
@@ -108,11 +109,11 @@ class UNet(nn.Module):
 
 
 def unet(
-    in_channels: int = 1,
-    image_size: int | Sequence[int] = 28,
-    num_classes: int = 10,
+    in_channels: Size = 1,
+    image_size: Size | Sequence[Size] = 28,
+    num_classes: Size = 10,
     conditional: bool = False,
-    width: int = 32,
+    width: Size = 32,
 ) -> UNet:
     """A small noise-prediction U-Net; ``conditional`` uses the dataset's ``num_classes``."""
     side = check_image_size(image_size, "unet")

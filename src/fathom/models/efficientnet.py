@@ -27,6 +27,7 @@ from fathom.models.mobilenet import (
     make_divisible,
 )
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Multiplier, Probability, Size
 
 # (expansion, channels, blocks, stride, kernel) per stage of EfficientNet-B0 (the paper's Table 1).
 EFFICIENTNET_B0_STAGES = (
@@ -142,14 +143,14 @@ class EfficientNet(ClassifierModel):
 
 
 def efficientnet(
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] = 224,
-    width: float = 1.0,
-    depth: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 1000,
+    image_size: Size | Sequence[Size] = 224,
+    width: Multiplier = 1.0,
+    depth: Multiplier = 1.0,
     small_input: bool | None = None,
-    dropout: float = 0.2,
-    drop_path: float = 0.2,
+    dropout: Probability = 0.2,
+    drop_path: Probability = 0.2,
 ) -> EfficientNet:
     """An EfficientNet with compound scaling ``width`` x ``depth`` of B0."""
     width, depth = check_scaling("width", width), check_scaling("depth", depth)
@@ -167,14 +168,14 @@ def efficientnet(
 
 
 def efficientnet_b0(
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] = 224,
-    width: float = 1.0,
-    depth: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 1000,
+    image_size: Size | Sequence[Size] = 224,
+    width: Multiplier = 1.0,
+    depth: Multiplier = 1.0,
     small_input: bool | None = None,
-    dropout: float = 0.2,
-    drop_path: float = 0.2,
+    dropout: Probability = 0.2,
+    drop_path: Probability = 0.2,
 ) -> EfficientNet:
     """EfficientNet-B0 for 224 px (5.3M parameters at 1,000 classes); small stem for 64 px or less."""
     return efficientnet(
@@ -183,14 +184,14 @@ def efficientnet_b0(
 
 
 def efficientnet_small(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
-    width: float = 0.5,
-    depth: float = 0.5,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 32,
+    width: Multiplier = 0.5,
+    depth: Multiplier = 0.5,
     small_input: bool | None = None,
-    dropout: float = 0.1,
-    drop_path: float = 0.05,
+    dropout: Probability = 0.1,
+    drop_path: Probability = 0.05,
 ) -> EfficientNet:
     """EfficientNet scaled down to half width and depth for 28-32 px images (0.7M parameters)."""
     return efficientnet(

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
 from fathom.errors import ConfigError
+from fathom.options import Size
 
 
 def check_image_size(image_size: int | Sequence[int], model: str) -> int:
@@ -149,12 +150,12 @@ def dcgan_initialize(model: nn.Module) -> None:
 
 
 def gan(
-    in_channels: int = 1,
-    image_size: int | Sequence[int] = 28,
-    num_classes: int = 10,
+    in_channels: Size = 1,
+    image_size: Size | Sequence[Size] = 28,
+    num_classes: Size = 10,
     conditional: bool = False,
-    latent_dim: int = 64,
-    width: int = 64,
+    latent_dim: Size = 64,
+    width: Size = 64,
     spectral_norm: bool = False,
 ) -> GAN:
     """A DCGAN for ``image_size`` images; ``conditional`` uses the dataset's ``num_classes``."""

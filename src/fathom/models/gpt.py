@@ -15,6 +15,7 @@ from torch import nn
 from fathom.errors import ConfigError
 from fathom.models.transformer import TransformerStack
 from fathom.nn.attention import KVCache, LayerCache
+from fathom.options import Depth, Multiplier, Probability, Size, VocabularySize
 
 
 class GPT(nn.Module):
@@ -139,13 +140,13 @@ def sample_next(
 
 
 def gpt(
-    vocab_size: int,
-    dim: int = 128,
-    depth: int = 4,
-    heads: int = 4,
-    context: int = 256,
-    mlp_ratio: float = 4.0,
-    dropout: float = 0.0,
+    vocab_size: VocabularySize,
+    dim: Size = 128,
+    depth: Depth = 4,
+    heads: Depth = 4,
+    context: Size = 256,
+    mlp_ratio: Multiplier = 4.0,
+    dropout: Probability = 0.0,
     positions: str = "learned",
     bias: bool = True,
     tie_weights: bool = True,

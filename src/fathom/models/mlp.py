@@ -8,6 +8,7 @@ from torch import nn
 
 from fathom.errors import ConfigError, closest
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Probability, Size
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -64,11 +65,11 @@ class MLP(ClassifierModel):
 
 
 def mlp(
-    in_features: int,
-    num_classes: int,
-    hidden: int | Sequence[int] = (256, 256),
+    in_features: Size,
+    num_classes: Size,
+    hidden: Size | Sequence[Size] = (256, 256),
     activation: str = "relu",
-    dropout: float = 0.0,
+    dropout: Probability = 0.0,
     batch_norm: bool = False,
 ) -> MLP:
     """A multilayer perceptron; ``hidden`` lists the hidden widths (``[]``: logistic regression)."""

@@ -17,6 +17,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Multiplier, Probability, Size
 
 # (expansion, channels, blocks, stride) per stage, as in the paper's Table 2.
 MOBILENET_V2_STAGES = (
@@ -152,12 +153,12 @@ def is_small(image_size: int | Sequence[int], small_input: bool | None) -> bool:
 
 
 def mobilenet_v2(
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] = 224,
-    width: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 1000,
+    image_size: Size | Sequence[Size] = 224,
+    width: Multiplier = 1.0,
     small_input: bool | None = None,
-    dropout: float = 0.2,
+    dropout: Probability = 0.2,
 ) -> MobileNetV2:
     """MobileNetV2 (3.5M parameters at 1,000 classes); small-image stem for 64 px or less."""
     width = check_scaling("width", width)
@@ -165,12 +166,12 @@ def mobilenet_v2(
 
 
 def mobilenet_small(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
-    width: float = 0.5,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 32,
+    width: Multiplier = 0.5,
     small_input: bool | None = None,
-    dropout: float = 0.1,
+    dropout: Probability = 0.1,
 ) -> MobileNetV2:
     """MobileNetV2 at half width for 28-32 px images (0.7M parameters)."""
     return mobilenet_v2(in_channels, num_classes, image_size, width, small_input, dropout)

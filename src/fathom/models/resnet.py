@@ -18,6 +18,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Depth, Multiplier, Size
 
 
 class BasicBlock(nn.Module):
@@ -91,10 +92,10 @@ def _scaled(base: int, width: float) -> int:
 
 
 def cifar_resnet(
-    depth: int = 20,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    width: float = 1.0,
+    depth: Depth = 20,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    width: Multiplier = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """A small-image ResNet of ``depth = 6n + 2`` layers; ``width`` multiplies 16/32/64 channels."""
@@ -109,9 +110,9 @@ def cifar_resnet(
 
 
 def resnet8(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    width: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    width: Multiplier = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ResNet-8 for small images (one block per stage)."""
@@ -119,9 +120,9 @@ def resnet8(
 
 
 def resnet20(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    width: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    width: Multiplier = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ResNet-20 for small images (three blocks per stage)."""
@@ -129,9 +130,9 @@ def resnet20(
 
 
 def resnet56(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    width: float = 1.0,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    width: Multiplier = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ResNet-56 for small images (nine blocks per stage)."""
@@ -139,11 +140,11 @@ def resnet56(
 
 
 def resnet18(
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] = 224,
+    in_channels: Size = 3,
+    num_classes: Size = 1000,
+    image_size: Size | Sequence[Size] = 224,
     small_input: bool | None = None,
-    width: float = 1.0,
+    width: Multiplier = 1.0,
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ImageNet-style ResNet-18; ``small_input`` (default: ``image_size <= 64``) uses a 3x3 stem."""

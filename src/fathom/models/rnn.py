@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fathom.errors import ConfigError, closest
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Depth, Probability, Size, VocabularySize
 
 PAD_ID = 0
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -101,15 +102,15 @@ class RecurrentNetwork(ClassifierModel):
 
 def recurrent(
     cell: str,
-    num_classes: int,
-    input_shape: Sequence[int] | None = None,
-    vocab_size: int | None = None,
-    hidden_size: int = 128,
-    num_layers: int = 1,
+    num_classes: Size,
+    input_shape: Sequence[Size] | None = None,
+    vocab_size: VocabularySize | None = None,
+    hidden_size: Size = 128,
+    num_layers: Depth = 1,
     bidirectional: bool = False,
-    dropout: float = 0.0,
+    dropout: Probability = 0.0,
     pooling: str = "last",
-    embedding_dim: int = 64,
+    embedding_dim: Size = 64,
 ) -> RecurrentNetwork:
     """A recurrent network of ``cell`` (rnn, lstm, gru) sized for tokens or float sequences."""
     if pooling not in POOLINGS:
@@ -136,25 +137,28 @@ def recurrent(
     return RecurrentNetwork(features, num_classes, dropout)
 
 
-def rnn(num_classes: int, input_shape: Sequence[int] | None = None, vocab_size: int | None = None,
-        hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
-        dropout: float = 0.0, pooling: str = "last", embedding_dim: int = 64) -> RecurrentNetwork:  # fmt: skip
+def rnn(num_classes: Size, input_shape: Sequence[Size] | None = None,
+        vocab_size: VocabularySize | None = None, hidden_size: Size = 128,
+        num_layers: Depth = 1, bidirectional: bool = False, dropout: Probability = 0.0,
+        pooling: str = "last", embedding_dim: Size = 64) -> RecurrentNetwork:  # fmt: skip
     """Elman RNN (tanh) classifier/regressor."""
     return recurrent("rnn", num_classes, input_shape, vocab_size, hidden_size, num_layers,
                      bidirectional, dropout, pooling, embedding_dim)  # fmt: skip
 
 
-def lstm(num_classes: int, input_shape: Sequence[int] | None = None, vocab_size: int | None = None,
-         hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
-         dropout: float = 0.0, pooling: str = "last", embedding_dim: int = 64) -> RecurrentNetwork:  # fmt: skip
+def lstm(num_classes: Size, input_shape: Sequence[Size] | None = None,
+         vocab_size: VocabularySize | None = None, hidden_size: Size = 128,
+         num_layers: Depth = 1, bidirectional: bool = False, dropout: Probability = 0.0,
+         pooling: str = "last", embedding_dim: Size = 64) -> RecurrentNetwork:  # fmt: skip
     """LSTM classifier/regressor."""
     return recurrent("lstm", num_classes, input_shape, vocab_size, hidden_size, num_layers,
                      bidirectional, dropout, pooling, embedding_dim)  # fmt: skip
 
 
-def gru(num_classes: int, input_shape: Sequence[int] | None = None, vocab_size: int | None = None,
-        hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
-        dropout: float = 0.0, pooling: str = "last", embedding_dim: int = 64) -> RecurrentNetwork:  # fmt: skip
+def gru(num_classes: Size, input_shape: Sequence[Size] | None = None,
+        vocab_size: VocabularySize | None = None, hidden_size: Size = 128,
+        num_layers: Depth = 1, bidirectional: bool = False, dropout: Probability = 0.0,
+        pooling: str = "last", embedding_dim: Size = 64) -> RecurrentNetwork:  # fmt: skip
     """GRU classifier/regressor."""
     return recurrent("gru", num_classes, input_shape, vocab_size, hidden_size, num_layers,
                      bidirectional, dropout, pooling, embedding_dim)  # fmt: skip

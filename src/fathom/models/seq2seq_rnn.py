@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from fathom.errors import ConfigError
+from fathom.options import Depth, Probability, Size, VocabularySize
 
 PAD_ID = 0
 
@@ -87,11 +88,11 @@ class GRUSeq2Seq(nn.Module):
 
 
 def gru_seq2seq(
-    vocab_size: int,
-    embedding_dim: int = 64,
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    dropout: float = 0.0,
+    vocab_size: VocabularySize,
+    embedding_dim: Size = 64,
+    hidden_size: Size = 128,
+    num_layers: Depth = 1,
+    dropout: Probability = 0.0,
 ) -> GRUSeq2Seq:
     """GRU encoder–decoder with attention; ``vocab_size`` comes from the dataset."""
     return GRUSeq2Seq(vocab_size, embedding_dim, hidden_size, num_layers, dropout)

@@ -15,6 +15,7 @@ from fathom.errors import ConfigError, DataError, closest
 from fathom.nn.attention import LayerCache, TransformerBlock
 from fathom.nn.classifier import ClassifierModel
 from fathom.nn.positions import RotaryPositions, additive_positions
+from fathom.options import Depth, Multiplier, Probability, Size, VocabularySize
 
 PAD_ID = 0
 POOLINGS = ("cls", "mean")
@@ -196,14 +197,14 @@ class TransformerClassifier(ClassifierModel):
 
 
 def transformer_encoder(
-    vocab_size: int,
-    num_classes: int,
-    dim: int = 128,
-    depth: int = 2,
-    heads: int = 4,
-    mlp_ratio: float = 4.0,
-    dropout: float = 0.1,
-    max_length: int = 512,
+    vocab_size: VocabularySize,
+    num_classes: Size,
+    dim: Size = 128,
+    depth: Depth = 2,
+    heads: Depth = 4,
+    mlp_ratio: Multiplier = 4.0,
+    dropout: Probability = 0.1,
+    max_length: Size = 512,
     positions: str = "learned",
     pooling: str = "cls",
 ) -> TransformerClassifier:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fathom.models.transformer import TransformerStack, padding_of
+from fathom.options import Depth, Multiplier, Probability, Size, VocabularySize
 
 
 class TransformerSeq2Seq(nn.Module):
@@ -78,14 +79,14 @@ class TransformerSeq2Seq(nn.Module):
 
 
 def transformer_seq2seq(
-    vocab_size: int,
-    dim: int = 128,
-    encoder_depth: int = 2,
-    decoder_depth: int = 2,
-    heads: int = 4,
-    mlp_ratio: float = 4.0,
-    dropout: float = 0.1,
-    max_length: int = 256,
+    vocab_size: VocabularySize,
+    dim: Size = 128,
+    encoder_depth: Depth = 2,
+    decoder_depth: Depth = 2,
+    heads: Depth = 4,
+    mlp_ratio: Multiplier = 4.0,
+    dropout: Probability = 0.1,
+    max_length: Size = 256,
     positions: str = "learned",
 ) -> TransformerSeq2Seq:
     """Encoder–decoder Transformer (Vaswani et al.) with pre-norm blocks and tied embeddings."""

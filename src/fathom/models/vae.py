@@ -14,6 +14,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.models.gan import check_image_size
+from fathom.options import Size
 
 
 class VAE(nn.Module):
@@ -67,10 +68,10 @@ class VAE(nn.Module):
 
 
 def vae(
-    in_channels: int = 1,
-    image_size: int | Sequence[int] = 28,
-    latent_dim: int = 16,
-    width: int = 32,
+    in_channels: Size = 1,
+    image_size: Size | Sequence[Size] = 28,
+    latent_dim: Size = 16,
+    width: Size = 32,
 ) -> VAE:
     """A convolutional VAE for square images whose side is a multiple of 4."""
     side = check_image_size(image_size, "vae")

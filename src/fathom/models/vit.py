@@ -21,6 +21,7 @@ from torch import nn
 
 from fathom.errors import ConfigError
 from fathom.nn.classifier import ClassifierModel
+from fathom.options import Depth, Multiplier, Probability, Size
 
 
 class PatchEmbedding(nn.Module):
@@ -155,15 +156,15 @@ class VisionTransformer(ClassifierModel):
 
 
 def vit(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
-    patch_size: int = 4,
-    dim: int = 192,
-    depth: int = 6,
-    heads: int = 3,
-    mlp_ratio: float = 4.0,
-    dropout: float = 0.0,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 32,
+    patch_size: Size = 4,
+    dim: Size = 192,
+    depth: Depth = 6,
+    heads: Depth = 3,
+    mlp_ratio: Multiplier = 4.0,
+    dropout: Probability = 0.0,
 ) -> VisionTransformer:
     """A Vision Transformer of any size; ``dim`` must divide into ``heads``."""
     sides = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -192,15 +193,15 @@ def vit(
 
 
 def vit_tiny(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
-    patch_size: int = 4,
-    dim: int = 192,
-    depth: int = 6,
-    heads: int = 3,
-    mlp_ratio: float = 2.0,
-    dropout: float = 0.0,
+    in_channels: Size = 3,
+    num_classes: Size = 10,
+    image_size: Size | Sequence[Size] = 32,
+    patch_size: Size = 4,
+    dim: Size = 192,
+    depth: Depth = 6,
+    heads: Depth = 3,
+    mlp_ratio: Multiplier = 2.0,
+    dropout: Probability = 0.0,
 ) -> VisionTransformer:
     """ViT for 28-32 px images: 4 px patches (64 tokens at 32 px), 6 blocks of width 192 (1.8M)."""
     return vit(
@@ -209,15 +210,15 @@ def vit_tiny(
 
 
 def vit_s16(
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] = 224,
-    patch_size: int = 16,
-    dim: int = 384,
-    depth: int = 12,
-    heads: int = 6,
-    mlp_ratio: float = 4.0,
-    dropout: float = 0.0,
+    in_channels: Size = 3,
+    num_classes: Size = 1000,
+    image_size: Size | Sequence[Size] = 224,
+    patch_size: Size = 16,
+    dim: Size = 384,
+    depth: Depth = 12,
+    heads: Depth = 6,
+    mlp_ratio: Multiplier = 4.0,
+    dropout: Probability = 0.0,
 ) -> VisionTransformer:
     """ViT-S/16 for 224 px images: 16 px patches (196 tokens), 12 blocks of width 384 (22M)."""
     return vit(

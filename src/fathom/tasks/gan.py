@@ -43,6 +43,16 @@ def frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+def check_gan_model(model: nn.Module) -> None:
+    """A GAN task trains a model with ``.generator`` and ``.discriminator`` modules."""
+    for part in ("generator", "discriminator"):
+        if not isinstance(getattr(model, part, None), nn.Module):
+            raise ConfigError(
+                f"task gan needs a model with .generator and .discriminator (model.name=gan), "
+                f"got {type(model).__name__}"
+            )
+
+
 class GAN(ImageGenerator):
     name = "gan"
     monitor = "none"  # no validation metric tells a better generator: no "best" checkpoint
@@ -62,15 +72,11 @@ class GAN(ImageGenerator):
         return cls(info, loss, gp_weight)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
-        for part in ("generator", "discriminator"):
-            if not isinstance(getattr(model, part, None), nn.Module):
-                raise ConfigError(
-                    f"task gan needs a model with .generator and .discriminator (model.name=gan), "
-                    f"got {type(model).__name__}"
-                )
+        check_gan_model(model)
 
     def optimizer_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
         """Two phases per batch, in this order: the discriminator, then the generator."""
+        check_gan_model(model)  # the trainer asks for the groups before it checks a batch
         return {
             "discriminator": list(model.discriminator.parameters()),
             "generator": list(model.generator.parameters()),

@@ -8,7 +8,7 @@ from torch import nn
 
 from fathom.data.bundle import DataInfo
 from fathom.engine.metrics import RegressionMetrics
-from fathom.errors import DataError
+from fathom.errors import ConfigError, DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
 
 
@@ -22,6 +22,11 @@ class Regression(Task):
 
     @classmethod
     def for_data(cls, info: DataInfo) -> Regression:
+        if info.task == "classification":
+            raise ConfigError(
+                f"task regression needs numeric targets; dataset '{info.name}' has class labels "
+                f"(a CSV with numeric targets: data.task=regression)"
+            )
         return cls(info.output_size)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
