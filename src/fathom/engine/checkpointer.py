@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from fathom.engine.callbacks import Callback
-from fathom.engine.checkpoint import save_checkpoint
+from fathom.engine.checkpoint import non_finite, save_checkpoint
+from fathom.errors import TrainingDiverged
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -14,7 +17,10 @@ if TYPE_CHECKING:
 
 class Checkpointer(Callback):
     """Writes ``last.safetensors`` every ``every_steps`` batches (0: epoch ends only) and at
-    every epoch end, and ``best.safetensors`` when the task's monitored metric improves."""
+    every epoch end, and ``best.safetensors`` when the task's monitored metric improves.
+
+    A checkpoint whose weights or optimizer state hold a NaN or an infinity is never written,
+    so the file on disk stays the last good one."""
 
     order = 100  # after callbacks that change the state at the same event
 
@@ -25,6 +31,7 @@ class Checkpointer(Callback):
     def save(self, trainer: Trainer, name: str = "last") -> Path:
         trainer.check_finite()
         tensors, state = trainer.checkpoint_state()
+        check_weights_finite(trainer, tensors)
         path = self.directory / f"{name}.safetensors"
         save_checkpoint(path, tensors, state)
         return path
@@ -40,3 +47,23 @@ class Checkpointer(Callback):
 
     def fit_end(self, trainer: Trainer) -> None:
         self.save(trainer)
+
+
+def check_weights_finite(trainer: Trainer, tensors: dict[str, torch.Tensor]) -> None:
+    """Stop with ``TrainingDiverged`` if a parameter (or its EMA, or its optimizer state) is not
+    finite, or a buffer holds a NaN (a buffer may be an infinite mask on purpose)."""
+    parameters = {name for name, _ in trainer.model.named_parameters()}
+    strict, buffers = {}, {}
+    for key, tensor in tensors.items():
+        prefix, _, name = key.partition("/")
+        if prefix == "optimizer" or (prefix in ("model", "ema") and name in parameters):
+            strict[key] = tensor
+        elif prefix in ("model", "ema"):
+            buffers[key] = tensor
+    bad = non_finite(strict) + non_finite(buffers, infinity_allowed=True)
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged: {len(bad)} of {len(strict) + len(buffers)} weight and optimizer "
+            f"tensors hold NaN or inf at step {trainer.state.step} (first: {bad[0]}); the last "
+            "good checkpoint is kept. Try a lower optim.lr or set train.grad_clip_norm"
+        )

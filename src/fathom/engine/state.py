@@ -12,7 +12,9 @@ class TrainState:
     step: int = 0  # batches processed
     optimizer_steps: int = 0
     samples_seen: int = 0
-    elapsed_seconds: float = 0.0
+    elapsed_seconds: float = (
+        0.0  # training time before this session (checkpointed under max_seconds)
+    )
     best_metric: float | None = None
     best_epoch: int | None = None
     early_stopping_best: float | None = None

@@ -93,19 +93,14 @@ class Trainer:
         self.fire("fit_start")
         try:
             while self.state.epoch < self.epochs:
+                self._stop_if_done()  # a resumed run that had reached its cap trains no more
                 self.fire("epoch_start")
                 self.model.train()
                 for batch in self.train_loader:
                     self.fire("batch_start")
                     self.train_step(batch)
                     self.fire("batch_end")
-                    if self.config.max_steps and self.state.step >= self.config.max_steps:
-                        raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
-                    if (
-                        self.config.max_seconds
-                        and self._training_seconds() >= self.config.max_seconds
-                    ):
-                        raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}")
+                    self._stop_if_done()
                 self.state.epoch += 1
                 self._log_training()
                 if self.val_loader is not None:
@@ -160,6 +155,16 @@ class Trainer:
         """Metrics of the task over ``loader`` (EMA weights when EMA is on): (scalars, details)."""
         network = self.ema.shadow if self.ema is not None else self.network
         return evaluate(network, self.task, loader, self.device, self.precision)
+
+    def _stop_if_done(self) -> None:
+        """Raise ``StopTraining`` once ``max_steps`` or ``max_seconds`` is spent, or at once when
+        the state restored from a checkpoint had already stopped."""
+        if self.state.stop_reason is not None:
+            raise StopTraining(self.state.stop_reason)
+        if self.config.max_steps and self.state.step >= self.config.max_steps:
+            raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
+        if self.config.max_seconds and self._training_seconds() >= self.config.max_seconds:
+            raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}")
 
     def _training_seconds(self) -> float:
         """Seconds of training so far in this run, resumed parts included."""
@@ -245,6 +250,9 @@ class Trainer:
         """Everything needed to continue exactly: tensors and a JSON-able state."""
         tensors = ckpt.prefixed("model", self.model.state_dict())
         saved: dict[str, Any] = {"train_state": self.state.to_dict(), "optimizers": {}}
+        if self.config.max_seconds:  # the time spent counts against the budget after a resume;
+            # without a budget it stays out, so that equal runs write equal checkpoint bytes
+            saved["train_state"]["elapsed_seconds"] = self._training_seconds()
         for name, optimizer in self.optimizers.items():
             optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(
                 optimizer.state_dict()
