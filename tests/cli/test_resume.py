@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,3 +183,53 @@ def test_kill_at_random_moments_and_resume_exactly(kind: str, tmp_path, request)
     context = f"{kind}, {seed}; kills: {'; '.join(landed)}"
     finished(process, context)
     compare(run, reference, context)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs-v0"
+
+
+def run_cli(*arguments: str) -> None:
+    from fathom.cli import main
+
+    assert main([*arguments, "--quiet"]) == 0
+
+
+def test_resuming_a_run_that_reached_max_steps_trains_no_more(tmp_path) -> None:
+    run_cli("train", "digits", "train.max_steps=10", "model.channels=[4]", "model.hidden=8",
+            "--run-dir", str(tmp_path), "--name", "capped")  # fmt: skip
+    run, finished_copy = tmp_path / "capped", tmp_path / "copy"
+    shutil.copytree(run, finished_copy)
+    run_cli("resume", str(run))
+    record = json.loads((run / "run.json").read_text())
+    assert record["steps"] == 10 and record["message"] == "reached train.max_steps=10"
+    for name in ["model.safetensors", "checkpoints/last.safetensors", "metrics.jsonl"]:
+        assert (run / name).read_bytes() == (finished_copy / name).read_bytes(), name
+
+
+def test_a_restored_state_past_max_seconds_trains_no_more(blobs) -> None:
+    from tests_support import trainer_for
+
+    trainer = trainer_for(blobs, epochs=1, max_seconds=1000.0)
+    trainer.fit()
+    tensors, saved = trainer.checkpoint_state()
+    assert saved["train_state"]["elapsed_seconds"] > 0  # the budget spent travels with it
+    assert trainer_for(blobs, epochs=1).checkpoint_state()[1]["train_state"]["elapsed_seconds"] == 0
+    saved["train_state"].update(elapsed_seconds=1000.0, epoch=0, stop_reason=None)
+    again = trainer_for(blobs, epochs=3, max_seconds=1000.0)
+    again.restore(tensors, saved)
+    state = again.fit()
+    assert state.stop_reason == "reached train.max_seconds=1000"
+    assert state.step == trainer.state.step
+
+
+def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
+    """The stopped fixture run resumes to the finished one's weights; the finished one stays."""
+    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
+        shutil.copytree(FIXTURES / name, tmp_path / name)
+        run_cli("resume", str(tmp_path / name))
+    expected = load_file(str(FIXTURES / "digits-cnn-v0" / "model.safetensors"))
+    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
+        resumed = load_file(str(tmp_path / name / "model.safetensors"))
+        assert resumed.keys() == expected.keys(), name
+        assert all(torch.equal(resumed[key], value) for key, value in expected.items()), name
+        assert json.loads((tmp_path / name / "run.json").read_text())["steps"] == 42
