@@ -235,3 +235,13 @@ def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
         assert resumed.keys() == expected.keys(), name
         assert all(torch.equal(resumed[key], value) for key, value in expected.items()), name
         assert json.loads((tmp_path / name / "run.json").read_text())["steps"] == 42
+
+
+def test_a_diverging_run_keeps_its_last_finite_checkpoint(tmp_path) -> None:
+    from fathom.cli import main
+    from fathom.engine.checkpoint import load_checkpoint, non_finite
+
+    arguments = ["train", "digits", "optim.lr=1e6", "train.checkpoint_every_steps=1"]
+    assert main([*arguments, "--run-dir", str(tmp_path), "--name", "nan", "--quiet"]) == 2
+    tensors, state = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.safetensors")
+    assert state["train_state"]["step"] >= 1 and non_finite(tensors) == []

@@ -176,3 +176,19 @@ def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path, blobs):
     with pytest.raises(TrainingDiverged, match="optimizer/main"):
         checkpointer.save(trainer)
     assert (tmp_path / "last.safetensors").read_bytes() == good
+
+
+def test_only_buffers_infinite_from_the_start_may_stay_infinite(tmp_path, blobs):
+    trainer = trainer_for(blobs, epochs=1)
+    trainer.model.register_buffer("mask", torch.tensor([0.0, -math.inf]))
+    trainer.model.register_buffer("running", torch.ones(2))
+    checkpointer = Checkpointer(tmp_path)
+    trainer.callbacks.append(checkpointer)
+    trainer.fit()  # fit_start, every epoch end and fit_end save with the mask's -inf
+    assert checkpointer.infinite_by_design == {"mask"}
+    trainer.model.running[0] = math.inf
+    with pytest.raises(TrainingDiverged, match="model/running"):
+        checkpointer.save(trainer)
+    trainer.model.running[0], trainer.model.mask[0] = 1.0, math.nan
+    with pytest.raises(TrainingDiverged, match="model/mask"):
+        checkpointer.save(trainer)

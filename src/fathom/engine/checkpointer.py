@@ -19,22 +19,30 @@ class Checkpointer(Callback):
     """Writes ``last.safetensors`` every ``every_steps`` batches (0: epoch ends only) and at
     every epoch end, and ``best.safetensors`` when the task's monitored metric improves.
 
-    A checkpoint whose weights or optimizer state hold a NaN or an infinity is never written,
-    so the file on disk stays the last good one."""
+    A checkpoint whose weights, buffers or optimizer state hold a NaN or an infinity is never
+    written, so the file on disk stays the last good one. Buffers that already held an infinity
+    when training started (a mask, by design) may keep it."""
 
     order = 100  # after callbacks that change the state at the same event
 
     def __init__(self, directory: Path, every_steps: int = 0) -> None:
         self.directory = Path(directory)
         self.every_steps = every_steps
+        self.infinite_by_design: set[str] = set()
 
     def save(self, trainer: Trainer, name: str = "last") -> Path:
         trainer.check_finite()
         tensors, state = trainer.checkpoint_state()
-        check_weights_finite(trainer, tensors)
+        check_finite_tensors(trainer, tensors, self.infinite_by_design)
         path = self.directory / f"{name}.safetensors"
         save_checkpoint(path, tensors, state)
         return path
+
+    def fit_start(self, trainer: Trainer) -> None:
+        buffers = dict(trainer.model.named_buffers())
+        self.infinite_by_design = set(non_finite(buffers, infinity_allowed=False)) - set(
+            non_finite(buffers, infinity_allowed=True)
+        )
 
     def batch_end(self, trainer: Trainer) -> None:
         if self.every_steps and trainer.state.step % self.every_steps == 0:
@@ -49,21 +57,22 @@ class Checkpointer(Callback):
         self.save(trainer)
 
 
-def check_weights_finite(trainer: Trainer, tensors: dict[str, torch.Tensor]) -> None:
-    """Stop with ``TrainingDiverged`` if a parameter (or its EMA, or its optimizer state) is not
-    finite, or a buffer holds a NaN (a buffer may be an infinite mask on purpose)."""
-    parameters = {name for name, _ in trainer.model.named_parameters()}
-    strict, buffers = {}, {}
+def check_finite_tensors(
+    trainer: Trainer, tensors: dict[str, torch.Tensor], infinite_by_design: set[str]
+) -> None:
+    """Stop with ``TrainingDiverged`` if a model, EMA or optimizer tensor of the checkpoint holds a
+    NaN, or an infinity other than in the buffers named in ``infinite_by_design``."""
+    strict, lenient = {}, {}
     for key, tensor in tensors.items():
         prefix, _, name = key.partition("/")
-        if prefix == "optimizer" or (prefix in ("model", "ema") and name in parameters):
+        if prefix in ("model", "ema") and name in infinite_by_design:
+            lenient[key] = tensor
+        elif prefix in ("model", "ema", "optimizer"):
             strict[key] = tensor
-        elif prefix in ("model", "ema"):
-            buffers[key] = tensor
-    bad = non_finite(strict) + non_finite(buffers, infinity_allowed=True)
+    bad = non_finite(strict) + non_finite(lenient, infinity_allowed=True)
     if bad:
         raise TrainingDiverged(
-            f"training diverged: {len(bad)} of {len(strict) + len(buffers)} weight and optimizer "
+            f"training diverged: {len(bad)} of {len(strict) + len(lenient)} model and optimizer "
             f"tensors hold NaN or inf at step {trainer.state.step} (first: {bad[0]}); the last "
             "good checkpoint is kept. Try a lower optim.lr or set train.grad_clip_norm"
         )
