@@ -183,6 +183,7 @@ def test_kill_at_random_moments_and_resume_exactly(kind: str, tmp_path, request)
         landed.append(kill_at(process, run, point, total))
         process = fathom("resume", str(run), cwd=tmp_path)
     context = f"{kind}, {seed}; kills: {'; '.join(landed)}"
+    print(context)  # shown by pytest -s or -rP: where the kills landed
     finished(process, context)
     compare(run, reference, context)
 
