@@ -1,98 +1,248 @@
-"""Kill real training processes with SIGKILL at random steps; resuming must give bitwise-equal weights."""
+"""Kill real training processes with SIGKILL, from an early step to the report; resuming must
+give the weights, checkpoints and metrics of an uninterrupted run, bitwise, for every task kind.
+
+The kill points come from a time-seeded RNG whose seed every assertion message prints;
+``FATHOM_KILL_SEED=<seed>`` replays them. A kill that lands after the process has finished
+still checks something: resuming a finished run must change nothing.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-pytestmark = pytest.mark.slow
-
-SETTINGS = [
-    "train.epochs=4",
-    "train.checkpoint_every_steps=5",
-    "train.log_every_steps=1",
-    "train.ema_decay=0.9",
-    "model.dropout=0.3",
-    "data.augment.flip=true",
-    "data.augment.crop.padding=1",
-    "train.threads=1",
-    "--quiet",
-]
+SEED = int(os.environ.get("FATHOM_KILL_SEED") or time.time_ns() % 1_000_000_007)
+HANG = 900  # seconds: only stops a hung process; a normal run here takes seconds
+COMMON = ["train.log_every_steps=1", "train.threads=1", "--quiet"]
+TINY_LM = [
+    "tinyshakespeare", "data.max_chars=20000", "data.context=32", "data.stride=32",
+    "data.batch_size=32", "model.dim=16", "model.depth=1", "model.heads=2", "model.context=32",
+    "train.precision=fp32", "task.sample_tokens=8", "train.max_steps=12",
+    "train.checkpoint_every_steps=3",
+]  # fmt: skip
+TINY_IMAGES = ["train.epochs=2", "data.batch_size=64", "data.limit=256",
+               "train.checkpoint_every_steps=2", "model.width=8"]  # fmt: skip
+KINDS: dict[str, list[str]] = {
+    "classification": ["digits", "train.epochs=2", "model.channels=[4]", "model.hidden=8",
+                       "train.checkpoint_every_steps=4", "model.dropout=0.3", "train.ema_decay=0.9"],
+    "regression": ["{csv}", "data.target=price", "model.name=mlp", "model.hidden=[8]",
+                   "train.epochs=3", "data.batch_size=32", "train.checkpoint_every_steps=2"],
+    "language_model": TINY_LM,
+    "seq2seq": ["dates", "train.epochs=2", "data.size=256", "data.val_size=32",
+                "data.test_size=32", "data.batch_size=64", "model.hidden_size=8",
+                "model.dropout=0.2", "train.checkpoint_every_steps=2"],
+    "forecast": ["sunspots", "train.epochs=2", "data.batch_size=64", "model.hidden_size=8",
+                 "task.baselines=false", "train.checkpoint_every_steps=2"],
+    "gan": ["{mnist_tiny}", *TINY_IMAGES, "model.name=gan", "task.name=gan",
+            "model.latent_dim=8", "optim.name=adam", "optim.betas=[0.5,0.999]"],
+    "vae": ["{mnist_tiny}", *TINY_IMAGES, "model.name=vae", "task.name=vae", "optim.name=adam"],
+    "diffusion": ["{mnist_tiny}", *TINY_IMAGES, "model.name=unet", "task.name=diffusion",
+                  "task.timesteps=50", "task.steps=2"],
+}  # fmt: skip
+FAST = {"classification"}  # the others are marked slow
 
 
 def fathom(*arguments: str, cwd: Path) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "fathom.cli", *arguments],
-        cwd=cwd,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
-def finished(process: subprocess.Popen) -> str:
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
-    return out
+def finished(process: subprocess.Popen, context: str) -> None:
+    _, err = process.communicate(timeout=HANG)
+    assert process.returncode == 0, f"{context}: exit {process.returncode}: {err[-2000:]}"
+
+
+def metrics(run: Path) -> list[dict]:
+    """The complete lines of metrics.jsonl (a kill can leave half a line at the end)."""
+    path = run / "metrics.jsonl"
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
 
 def steps_logged(run: Path) -> int:
-    metrics = run / "metrics.jsonl"
-    if not metrics.exists():
-        return 0
-    lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.endswith("}")]
-    return max((line["step"] for line in lines), default=0)
+    return max((line["step"] for line in metrics(run) if line["kind"] == "train"), default=0)
 
 
-def weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "model.safetensors"))
+def completed(run: Path) -> bool:
+    try:
+        return json.loads((run / "run.json").read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
 
 
-def test_resume_after_kill_at_random_steps_is_bitwise_exact(tmp_path):
-    finished(fathom("train", *SETTINGS, "--run-dir", "runs", "--name", "reference", cwd=tmp_path))
-    reference = weights(tmp_path / "runs" / "reference")
-    steps_per_epoch = 21  # 1,294 digits training examples at batch 64 (last batch kept)
-    total = 4 * steps_per_epoch
-    rng = random.Random(int(time.time()))
-    targets = [
-        rng.randrange(6, steps_per_epoch),
-        rng.randrange(steps_per_epoch + 1, 2 * steps_per_epoch),
-        rng.randrange(2 * steps_per_epoch, total - 2),
+def kill_points(rng: random.Random, total: int, first_checkpoint: int) -> list[tuple[str, float]]:
+    """One kill at a random step after the first checkpoint, then one late in the run."""
+    early = ("step", float(rng.randrange(first_checkpoint + 1, total)))
+    late = rng.choice(["after the last step", "during the final evaluation", "during the report"])
+    return [early, (late, rng.uniform(0.0, 0.3))]
+
+
+def reached(run: Path, point: tuple[str, float], total: int) -> Callable[[], bool]:
+    name, value = point
+    if name == "step":
+        checkpoint = run / "checkpoints" / "last.safetensors"
+        return lambda: steps_logged(run) >= value and checkpoint.exists()
+    if name == "after the last step":
+        return lambda: steps_logged(run) >= total
+    if name == "during the final evaluation":
+        return lambda: (run / "model.safetensors").exists()
+    return lambda: completed(run)
+
+
+def kill_at(process: subprocess.Popen, run: Path, point: tuple[str, float], total: int) -> str:
+    """SIGKILL ``process`` once ``point`` is reached (plus its delay); say where it landed."""
+    condition, deadline = reached(run, point, total), time.monotonic() + HANG
+    while not condition() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if point[0] != "step":
+        time.sleep(point[1])
+    landed = "after the process had finished" if process.poll() is not None else "in flight"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return f"{point[0]} {point[1]:g}: killed {landed} at step {steps_logged(run)}"
+
+
+def compare(run: Path, reference: Path, context: str) -> None:
+    """Weights, checkpoints and metric values must equal the uninterrupted run's, bitwise: two
+    processes with the same seed write the same bytes."""
+    names = ["model.safetensors", "checkpoints/last.safetensors", "checkpoints/best.safetensors"]
+    for name in [name for name in names if (reference / name).exists()]:
+        expected, actual = load_file(str(reference / name)), load_file(str(run / name))
+        assert actual.keys() == expected.keys(), f"{context}: {name} keys differ"
+        for key, tensor in expected.items():
+            assert torch.equal(actual[key], tensor), f"{context}: {name} {key} differs"
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), (
+            f"{context}: {name} equal tensors but different bytes"
+        )
+    drop = {"samples_per_second"}
+    lines = [{k: v for k, v in line.items() if k not in drop} for line in metrics(run)]
+    expected_lines = [
+        {k: v for k, v in line.items() if k not in drop} for line in metrics(reference)
     ]
-    for index, target in enumerate(targets):
-        run = tmp_path / "runs" / f"killed-{index}"
-        process = fathom("train", *SETTINGS, "--run-dir", "runs", "--name", run.name, cwd=tmp_path)
-        deadline = time.monotonic() + 60
-        while steps_logged(run) < target and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        assert not (run / "model.safetensors").exists(), (
-            f"the run finished before the kill at step {target}"
-        )
-        killed_at = steps_logged(run)
-        finished(fathom("resume", str(run), cwd=tmp_path))
-        resumed = weights(run)
-        assert resumed.keys() == reference.keys()
-        for key, tensor in reference.items():
-            assert torch.equal(resumed[key], tensor), (
-                f"{key} differs after kill at step {killed_at}"
-            )
-        record = json.loads((run / "run.json").read_text())
-        assert record["status"] == "completed" and record["steps"] == total
-        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        assert [line["step"] for line in lines if line["kind"] == "train"] == list(
-            range(1, total + 1)
-        )
+    assert lines == expected_lines, f"{context}: metrics.jsonl differs"
+    record, expected_record = (json.loads((r / "run.json").read_text()) for r in (run, reference))
+    assert record["status"] == "completed", context
+    assert (record["steps"], record["test"]) == (expected_record["steps"], expected_record["test"])
+
+
+def arguments_for(kind: str, tmp_path: Path, shared: Path | None) -> list[str]:
+    values = {"csv": str(write_regression_csv(tmp_path / "table.csv"))}
+    if shared is not None:
+        values["mnist_tiny"] = str(shared / "mnist_tiny")
+    arguments = [argument.format(**values) for argument in KINDS[kind]]
+    if kind == "language_model":
+        arguments += ["--data-dir", str(shared)]
+    return [*arguments, *COMMON]
+
+
+def write_regression_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(240, 3))
+    target = features @ np.array([2.0, -1.0, 0.5]) + 0.05 * rng.normal(size=240)
+    rows = [
+        f"{a:.4f},{b:.4f},{c:.4f},{t:.4f}" for (a, b, c), t in zip(features, target, strict=True)
+    ]
+    path.write_text("\n".join(["x1,x2,x3,price", *rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind", [kind if kind in FAST else pytest.param(kind, marks=pytest.mark.slow) for kind in KINDS]
+)
+def test_kill_at_random_moments_and_resume_exactly(kind: str, tmp_path, request) -> None:
+    shared = None
+    if kind in ("language_model", "gan", "vae", "diffusion"):
+        shared = request.getfixturevalue("shared_datasets")
+    arguments = arguments_for(kind, tmp_path, shared)
+    train = ["train", *arguments, "--run-dir", "runs", "--name"]
+    seed = f"kill seed {SEED} (replay: FATHOM_KILL_SEED={SEED})"
+    finished(fathom(*train, "reference", cwd=tmp_path), f"{kind} reference, {seed}")
+    reference = tmp_path / "runs" / "reference"
+    total = steps_logged(reference)
+    every = int(next(a for a in arguments if "checkpoint_every_steps" in a).split("=")[1])
+    points = kill_points(random.Random(f"{SEED}-{kind}"), total, every)
+    run, landed = tmp_path / "runs" / "killed", []
+    process = fathom(*train, "killed", cwd=tmp_path)
+    for point in points:
+        landed.append(kill_at(process, run, point, total))
+        process = fathom("resume", str(run), cwd=tmp_path)
+    context = f"{kind}, {seed}; kills: {'; '.join(landed)}"
+    print(context)  # shown by pytest -s or -rP: where the kills landed
+    finished(process, context)
+    compare(run, reference, context)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs-v0"
+
+
+def run_cli(*arguments: str) -> None:
+    from fathom.cli import main
+
+    assert main([*arguments, "--quiet"]) == 0
+
+
+def test_resuming_a_run_that_reached_max_steps_trains_no_more(tmp_path) -> None:
+    run_cli("train", "digits", "train.max_steps=10", "model.channels=[4]", "model.hidden=8",
+            "--run-dir", str(tmp_path), "--name", "capped")  # fmt: skip
+    run, finished_copy = tmp_path / "capped", tmp_path / "copy"
+    shutil.copytree(run, finished_copy)
+    run_cli("resume", str(run))
+    record = json.loads((run / "run.json").read_text())
+    assert record["steps"] == 10 and record["message"] == "reached train.max_steps=10"
+    for name in ["model.safetensors", "checkpoints/last.safetensors", "metrics.jsonl"]:
+        assert (run / name).read_bytes() == (finished_copy / name).read_bytes(), name
+
+
+def test_a_restored_state_past_max_seconds_trains_no_more(blobs) -> None:
+    from tests_support import trainer_for
+
+    trainer = trainer_for(blobs, epochs=1, max_seconds=1000.0)
+    trainer.fit()
+    tensors, saved = trainer.checkpoint_state()
+    assert saved["train_state"]["elapsed_seconds"] > 0  # the budget spent travels with it
+    assert trainer_for(blobs, epochs=1).checkpoint_state()[1]["train_state"]["elapsed_seconds"] == 0
+    saved["train_state"].update(elapsed_seconds=1000.0, epoch=0, stop_reason=None)
+    again = trainer_for(blobs, epochs=3, max_seconds=1000.0)
+    again.restore(tensors, saved)
+    state = again.fit()
+    assert state.stop_reason == "reached train.max_seconds=1000"
+    assert state.step == trainer.state.step
+
+
+def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
+    """The stopped fixture run resumes to the finished one's weights; the finished one stays."""
+    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
+        shutil.copytree(FIXTURES / name, tmp_path / name)
+        run_cli("resume", str(tmp_path / name))
+    expected = load_file(str(FIXTURES / "digits-cnn-v0" / "model.safetensors"))
+    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
+        resumed = load_file(str(tmp_path / name / "model.safetensors"))
+        assert resumed.keys() == expected.keys(), name
+        assert all(torch.equal(resumed[key], value) for key, value in expected.items()), name
+        assert json.loads((tmp_path / name / "run.json").read_text())["steps"] == 42
+
+
+def test_a_diverging_run_keeps_its_last_finite_checkpoint(tmp_path) -> None:
+    from fathom.cli import main
+    from fathom.engine.checkpoint import load_checkpoint, non_finite
+
+    arguments = ["train", "digits", "optim.lr=1e6", "train.checkpoint_every_steps=1"]
+    assert main([*arguments, "--run-dir", str(tmp_path), "--name", "nan", "--quiet"]) == 2
+    tensors, state = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.safetensors")
+    assert state["train_state"]["step"] >= 1 and non_finite(tensors) == []

@@ -1,9 +1,24 @@
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from fathom.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from fathom.errors import CheckpointError
+from fathom.engine.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    non_finite,
+    payload_digest,
+    restore_rng,
+    save_checkpoint,
+)
+from fathom.engine.checkpointer import Checkpointer
+from fathom.errors import CheckpointError, TrainingDiverged
+from tests_support import trainer_for
 
 
 def test_round_trip(tmp_path):
@@ -68,3 +83,112 @@ def test_rng_states_round_trip():
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs-v0"
+
+
+def test_an_edited_training_state_is_refused(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": torch.ones(2)}, {"loader": {"position": 3, "seed": 0}})
+    payload = path.read_bytes()
+    for before, after in [
+        (b'\\"position\\": 3', b'\\"position\\": 4'),
+        (b'\\"seed\\": 0', b'\\"seed\\": 9'),
+    ]:
+        assert payload.count(before) == 1
+        (tmp_path / "edited.safetensors").write_bytes(payload.replace(before, after))
+        with pytest.raises(CheckpointError, match="altered"):
+            load_checkpoint(tmp_path / "edited.safetensors")
+
+
+def test_version_1_checkpoints_still_load_and_are_still_verified(tmp_path):
+    tensors, state = load_checkpoint(
+        FIXTURES / "digits-cnn-v0" / "checkpoints" / "last.safetensors"
+    )
+    assert state["train_state"]["step"] == 42 and any(key.startswith("model/") for key in tensors)
+    old = {"w": torch.arange(4.0)}
+    header = {"format": "fathom-checkpoint", "version": 1, "payload_sha256": payload_digest(old)}
+    metadata = {"fathom": json.dumps(header), "state": json.dumps({"step": 1})}
+    save_file(old, str(tmp_path / "v1.safetensors"), metadata=metadata)
+    loaded, state = load_checkpoint(tmp_path / "v1.safetensors")
+    assert torch.equal(loaded["w"], old["w"]) and state == {"step": 1}
+    save_file({"w": torch.zeros(4)}, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="altered"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("header", ["5", "[]", '{"format": "fathom-checkpoint", "version": "2"}'])
+def test_a_malformed_header_is_one_line(tmp_path, header):
+    save_file({"w": torch.ones(1)}, str(tmp_path / "c.safetensors"), metadata={"fathom": header})
+    with pytest.raises(CheckpointError, match="not a Fathom checkpoint"):
+        load_checkpoint(tmp_path / "c.safetensors")
+
+
+WRITE = """
+import sys, torch
+from fathom.engine.checkpoint import save_checkpoint
+state = {"zeta": 1, "alpha": {"b": 2, "a": [1.5, None]}, "mid": "x"}
+save_checkpoint(sys.argv[1], {"b": torch.arange(6.0), "a": torch.ones(2, dtype=torch.bfloat16)}, state)
+"""
+
+
+def test_equal_contents_give_equal_bytes_in_different_processes(tmp_path):
+    """safetensors orders its metadata by a per-process hash seed; the file must not."""
+    for index in range(4):
+        subprocess.run([sys.executable, "-c", WRITE, str(tmp_path / f"{index}.st")], check=True)
+    payloads = {(tmp_path / f"{index}.st").read_bytes() for index in range(4)}
+    assert len(payloads) == 1
+    tensors, state = load_checkpoint(tmp_path / "0.st")
+    assert state["alpha"] == {"b": 2, "a": [1.5, None]} and torch.equal(
+        tensors["b"], torch.arange(6.0)
+    )
+    payload = next(iter(payloads))
+    length = int.from_bytes(payload[:8], "little")
+    header = payload[8 : 8 + length].rstrip(b" ")
+    assert length % 8 == 0
+    assert header == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_non_finite_names_the_tensors():
+    tensors = {"ok": torch.ones(2), "nan": torch.tensor([1.0, math.nan]),
+               "inf": torch.tensor([math.inf]), "int": torch.tensor([1])}  # fmt: skip
+    assert non_finite(tensors) == ["nan", "inf"]
+    assert non_finite(tensors, infinity_allowed=True) == ["nan"]
+
+
+def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path, blobs):
+    trainer = trainer_for(blobs, epochs=1)
+    checkpointer = Checkpointer(tmp_path)
+    trainer.fit()
+    good = checkpointer.save(trainer).read_bytes()
+    with torch.no_grad():
+        next(trainer.model.parameters())[0, 0] = math.nan
+    with pytest.raises(
+        TrainingDiverged, match=r"1 of \d+ .* at step \d+ \(first: model/0.weight\)"
+    ):
+        checkpointer.save(trainer)
+    assert (tmp_path / "last.safetensors").read_bytes() == good
+    with torch.no_grad():
+        next(trainer.model.parameters())[0, 0] = 0.0
+        optimizer_state = next(iter(trainer.optimizers["main"].state.values()))
+        optimizer_state["exp_avg_sq"].fill_(math.inf)
+    with pytest.raises(TrainingDiverged, match="optimizer/main"):
+        checkpointer.save(trainer)
+    assert (tmp_path / "last.safetensors").read_bytes() == good
+
+
+def test_only_buffers_infinite_from_the_start_may_stay_infinite(tmp_path, blobs):
+    trainer = trainer_for(blobs, epochs=1)
+    trainer.model.register_buffer("mask", torch.tensor([0.0, -math.inf]))
+    trainer.model.register_buffer("running", torch.ones(2))
+    checkpointer = Checkpointer(tmp_path)
+    trainer.callbacks.append(checkpointer)
+    trainer.fit()  # fit_start, every epoch end and fit_end save with the mask's -inf
+    assert checkpointer.infinite_by_design == {"mask"}
+    trainer.model.running[0] = math.inf
+    with pytest.raises(TrainingDiverged, match="model/running"):
+        checkpointer.save(trainer)
+    trainer.model.running[0], trainer.model.mask[0] = 1.0, math.nan
+    with pytest.raises(TrainingDiverged, match="model/mask"):
+        checkpointer.save(trainer)

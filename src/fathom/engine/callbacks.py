@@ -29,11 +29,13 @@ EVENTS = (
 
 
 class StopTraining(Exception):  # noqa: N818 - control flow, not an error
-    """Raised by a callback to end training; the run finishes normally."""
+    """Raised by a callback to end training; the run finishes normally. ``limit``: raised by
+    the trainer's own caps (max_steps, max_seconds), which a resumed run checks afresh."""
 
-    def __init__(self, reason: str = "stopped") -> None:
+    def __init__(self, reason: str = "stopped", limit: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.limit = limit
 
 
 class Callback:

@@ -1,7 +1,8 @@
 """Checkpoints: tensors in safetensors, everything else as JSON in its metadata. Never pickle.
 
-The metadata holds a sha256 of every tensor's bytes, so a truncated or altered file is refused,
-and files are written atomically, so the last good checkpoint survives a crash at any moment.
+The metadata holds a sha256 of every tensor's bytes and of the JSON state, so a truncated or
+altered file is refused; files are written atomically, so the last good checkpoint survives a
+crash at any moment; and equal contents give equal bytes, so a file's hash identifies them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +23,61 @@ from fathom.errors import CheckpointError
 from fathom.files import atomic_write_bytes
 
 FORMAT = "fathom-checkpoint"
-VERSION = 1
+VERSION = 2  # 1: the checksum ("payload_sha256") covered the tensors only, not the JSON state
 
 
-def payload_digest(tensors: dict[str, torch.Tensor]) -> str:
+def payload_digest(
+    tensors: dict[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> str:
+    """sha256 of every tensor (name, dtype, shape, bytes) and of every ``metadata`` entry.
+
+    Without ``metadata`` it is version 1's tensor-only digest, byte for byte."""
     digest = hashlib.sha256()
     for key in sorted(tensors):
         tensor = tensors[key]
         digest.update(key.encode())
         digest.update(str(tensor.dtype).encode() + str(list(tensor.shape)).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    for key in sorted(metadata or {}):
+        value = metadata[key].encode()  # type: ignore[index]
+        digest.update(f"\0{key}\0{len(value)}\0".encode() + value)
     return digest.hexdigest()
 
 
 def save_checkpoint(
     path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]
 ) -> None:
-    """Atomically write ``tensors`` and JSON ``state`` to ``path``."""
+    """Atomically write ``tensors`` and JSON ``state`` to ``path``, in deterministic bytes."""
     prepared = {
         key: value.detach().to("cpu").contiguous().clone() for key, value in tensors.items()
     }
-    header = {"format": FORMAT, "version": VERSION, "payload_sha256": payload_digest(prepared)}
-    metadata = {"fathom": json.dumps(header), "state": json.dumps(state, default=_json_default)}
-    atomic_write_bytes(path, safetensors_bytes(prepared, metadata=metadata))
+    state_text = json.dumps(state, default=_json_default, sort_keys=True)
+    checksum = payload_digest(prepared, {"state": state_text})
+    header = {"format": FORMAT, "version": VERSION, "sha256": checksum}
+    metadata = {"fathom": json.dumps(header, sort_keys=True), "state": state_text}
+    atomic_write_bytes(path, _canonical(safetensors_bytes(prepared, metadata=metadata)))
+
+
+def _canonical(payload: bytes) -> bytes:
+    """The safetensors file with its JSON header's keys sorted.
+
+    safetensors writes the metadata in hash-map order, which changes from one process to the
+    next; sorted, equal tensors and state give equal files."""
+    length = int.from_bytes(payload[:8], "little")
+    header = json.loads(payload[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the tensor data 8-byte aligned, as safetensors does
+    return len(text).to_bytes(8, "little") + text + payload[8 + length :]
+
+
+def non_finite(tensors: Mapping[str, torch.Tensor], infinity_allowed: bool = False) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN (or an infinity, unless allowed)."""
+    test = torch.isnan if infinity_allowed else (lambda tensor: ~torch.isfinite(tensor))
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and bool(test(tensor).any())
+    ]
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -59,20 +93,43 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(
             f"{path}: unreadable checkpoint, truncated or not safetensors ({error})"
         ) from None
-    try:
-        header = json.loads(metadata["fathom"])
-        state = json.loads(metadata["state"])
-    except (KeyError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: not a Fathom checkpoint (no Fathom metadata)") from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a Fathom checkpoint (format {header.get('format')!r})")
-    if header.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: written by a newer Fathom (version {header['version']})")
-    if payload_digest(tensors) != header.get("payload_sha256"):
+    header = _header(path, metadata)
+    if not _checksum_matches(header, tensors, metadata):
         raise CheckpointError(
             f"{path}: checkpoint contents do not match their checksum (altered or corrupt)"
         )
+    try:
+        state = json.loads(metadata["state"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not a Fathom checkpoint (no training state)") from None
     return tensors, state
+
+
+def _header(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+    """The checkpoint's "fathom" header, checked for format and version."""
+    try:
+        header = json.loads(metadata["fathom"])
+    except (KeyError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a Fathom checkpoint (no Fathom metadata)")
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a Fathom checkpoint (format {header.get('format')!r})")
+    version = header.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CheckpointError(f"{path}: not a Fathom checkpoint (version {version!r})")
+    if version > VERSION:
+        raise CheckpointError(f"{path}: written by a newer Fathom (version {version})")
+    return header
+
+
+def _checksum_matches(
+    header: dict[str, Any], tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> bool:
+    if header.get("version", 0) < 2:  # version 1: the tensors only
+        return payload_digest(tensors) == header.get("payload_sha256")
+    covered = {key: value for key, value in metadata.items() if key != "fathom"}
+    return payload_digest(tensors, covered) == header.get("sha256")
 
 
 def _json_default(value: Any) -> Any:

@@ -12,11 +12,12 @@ class TrainState:
     step: int = 0  # batches processed
     optimizer_steps: int = 0
     samples_seen: int = 0
-    elapsed_seconds: float = 0.0
+    elapsed_seconds: float = 0.0  # training time before this session (for max_seconds)
     best_metric: float | None = None
     best_epoch: int | None = None
     metrics_lines: int = 0  # lines of metrics.jsonl written up to this state
     stop_reason: str | None = None
+    stopped_by_callback: bool = False  # early stopping & co: a resumed run trains no more
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per evaluation
 
     def to_dict(self) -> dict[str, Any]:

@@ -101,19 +101,14 @@ class Trainer:
         self.fire("fit_start")
         try:
             while self.state.epoch < self.epochs:
+                self._stop_if_done()  # a resumed run that had reached its cap trains no more
                 self.fire("epoch_start")
                 self.model.train()
                 for batch in self.train_loader:
                     self.fire("batch_start")
                     self.train_step(batch)
                     self.fire("batch_end")
-                    if self.config.max_steps and self.state.step >= self.config.max_steps:
-                        raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
-                    if (
-                        self.config.max_seconds
-                        and self._training_seconds() >= self.config.max_seconds
-                    ):
-                        raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}")
+                    self._stop_if_done()
                 self.state.epoch += 1
                 self._log_training()
                 if self.val_loader is not None:
@@ -123,6 +118,7 @@ class Trainer:
                 self.fire("epoch_end")
         except StopTraining as stop:
             self.state.stop_reason = stop.reason
+            self.state.stopped_by_callback = not stop.limit
             self._log_training()
         except FathomError as error:
             self.failure = error
@@ -179,6 +175,17 @@ class Trainer:
         loader = self.val_loader if self.val_loader is not None else self.train_loader
         inputs = getattr(loader, "inputs", None)
         return None if inputs is None else inputs[:count]
+
+    def _stop_if_done(self) -> None:
+        """Raise ``StopTraining`` once ``max_steps`` or ``max_seconds`` is spent, or at once when
+        the state restored from a checkpoint had been stopped for good by a callback (early
+        stopping). A cap is checked afresh, so a resumed run whose cap was raised trains on."""
+        if self.state.stopped_by_callback:
+            raise StopTraining(self.state.stop_reason or "stopped")
+        if self.config.max_steps and self.state.step >= self.config.max_steps:
+            raise StopTraining(f"reached train.max_steps={self.config.max_steps}", limit=True)
+        if self.config.max_seconds and self._training_seconds() >= self.config.max_seconds:
+            raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}", limit=True)
 
     def _training_seconds(self) -> float:
         """Seconds of training so far in this run, resumed parts included."""
@@ -266,6 +273,9 @@ class Trainer:
         """Everything needed to continue exactly: tensors and a JSON-able state."""
         tensors = ckpt.prefixed("model", self.model.state_dict())
         saved: dict[str, Any] = {"train_state": self.state.to_dict(), "optimizers": {}}
+        if self.config.max_seconds:  # the time spent counts against the budget after a resume;
+            # without a budget it stays out, so that equal runs write equal checkpoint bytes
+            saved["train_state"]["elapsed_seconds"] = self._training_seconds()
         for name, optimizer in self.optimizers.items():
             optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(
                 optimizer.state_dict()
