@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -102,12 +103,19 @@ def trace_to_onnx(
     """``torch.onnx.export`` with one input and one output; a failure is one FathomError line."""
     model.eval()
     options: dict[str, Any] = {}
+    axes = {0: "batch"} if dynamic_batch else {}
+    if not example.is_floating_point():
+        axes[1] = "tokens"  # texts are padded to the longest of a batch, up to max_length
     if exporter == "dynamo":
         options.update(external_data=False, verbose=False)
-        if dynamic_batch:
-            options["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
-    elif dynamic_batch:
-        options["dynamic_axes"] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+        if axes:
+            dims = {index: torch.export.Dim(name, min=1, max=65536) for index, name in axes.items()}
+            options["dynamic_shapes"] = (dims,)
+    elif axes:
+        options["dynamic_axes"] = {
+            INPUT_NAME: axes,
+            OUTPUT_NAME: {0: "batch"} if dynamic_batch else {},
+        }
     try:
         with warnings.catch_warnings(), quiet_logging():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
@@ -116,7 +124,8 @@ def trace_to_onnx(
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], **options,
             )  # fmt: skip
     except Exception as error:  # torch.onnx raises many kinds; the user gets one line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # no terminal colours
+        first = text.splitlines()[0] if text else type(error).__name__
         raise FathomError(
             f"ONNX export ({exporter} exporter, opset {opset}) failed: {first[:300]}"
             + ("; try --exporter torchscript" if exporter == "dynamo" else "")

@@ -41,10 +41,10 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or value < (0 if name == "max_wait_ms" else 1):
-                raise ConfigError(
-                    f"serve: {name} must be a number >= 1 (0 for max_wait_ms), not {value}"
-                )
+            low = 0 if name in ("max_wait_ms", "timeout_seconds") else 1
+            wrong = not isinstance(value, (int, float)) or isinstance(value, bool)
+            if wrong or value < low or (name == "timeout_seconds" and value == 0):
+                raise ConfigError(f"serve: {name} must be a number >= {low}, not {value!r}")
 
     @property
     def limits(self) -> Limits:
