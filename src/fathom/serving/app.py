@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from fathom.serving.inputs import Limits, RequestError, read_images, read_json_r
 from fathom.serving.metrics import MetricsMiddleware, ServerMetrics
 from fathom.serving.model import ServedModel
 from fathom.serving.page import page_html
+
+# python-multipart logs every malformed part it skips; a 4xx answer already says it, once
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
