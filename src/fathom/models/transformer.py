@@ -130,10 +130,11 @@ def _gpt_init(module: nn.Module) -> None:
 def padding_of(tokens: torch.Tensor) -> torch.Tensor | None:
     """True at padded positions, or None when nothing is padded (lets attention use fast kernels)."""
     padding = tokens == PAD_ID
-    if not bool(padding.any()):
+    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()  # keep the mask in graphs
+    if not exporting and not bool(padding.any()):
         return None
-    padding[:, 0] &= ~padding.all(dim=1)  # an all-padding row keeps one key, so no NaN
-    return padding
+    first = padding[:, :1] & ~padding.all(dim=1, keepdim=True)  # an all-padding row keeps one key
+    return torch.cat([first, padding[:, 1:]], dim=1)  # (no in-place op: ONNX export has none)
 
 
 class EncoderFeatures(nn.Module):
@@ -156,9 +157,9 @@ class EncoderFeatures(nn.Module):
         padding = padding_of(tokens)
         prefix = None
         if self.cls is not None:
-            prefix = self.cls.expand(len(tokens), -1, -1)
+            prefix = self.cls.expand(tokens.shape[0], -1, -1)  # shape, not len: traced
             if padding is not None:
-                padding = torch.cat((padding.new_zeros(len(tokens), 1), padding), dim=1)
+                padding = torch.cat((padding.new_zeros(tokens.shape[0], 1), padding), dim=1)
         hidden = self.stack.embed(tokens, prefix=prefix)
         hidden, maps = self.stack(hidden, padding=padding, return_weights=return_weights)
         return hidden, padding, maps

@@ -1,0 +1,253 @@
+"""`fathom serve` on loopback under a bounded load generator (an asyncio HTTP/1.1 keep-alive
+client in this process; the server is a separate `fathom serve` process on 127.0.0.1).
+
+1. latency of single MNIST images sent at a fixed rate (default 200/s; latency measured from
+   each request's scheduled time, so a stalled server is not hidden);
+2. throughput at 64 concurrent clients, micro-batching on (--max-batch 32 --max-wait-ms 5) vs off
+   (--max-batch 1), alternated over rounds, paired ratios;
+3. malformed requests (wrong shapes, types, sizes, encodings, truncated bodies): 5xx count, then
+   whether the server still answers /healthz.
+
+    python bench/serving.py --run runs/mnist-fast      # the bench trains a short MNIST run if absent
+    python bench/serving.py --quick                    # toy size (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HERE, load_average, machine_info, write_record  # noqa: E402
+from export import train_run  # noqa: E402
+from fathom.serving import free_port  # noqa: E402
+
+
+def http_request(path: str, body: bytes, content_type: str = "application/json") -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    return head.encode() + body
+
+
+async def exchange(reader, writer, payload: bytes) -> int:
+    """Send one request on a keep-alive connection and read the whole response: its status."""
+    writer.write(payload)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def fixed_rate(port: int, payload: bytes, rate: float, seconds: float, connections: int = 32):
+    """Requests at ``rate`` per second; latency from each request's scheduled send time."""
+    total = int(rate * seconds)
+    queue: asyncio.Queue[float] = asyncio.Queue()
+    start = time.perf_counter() + 0.2
+    for index in range(total):
+        queue.put_nowait(start + index / rate)
+    latencies, statuses = [], []
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not queue.empty():
+            scheduled = queue.get_nowait()
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            statuses.append(await exchange(reader, writer, payload))
+            latencies.append(time.perf_counter() - scheduled)
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    ms = np.array(latencies) * 1000
+    return {"requests": total, "rate": rate, "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2), "non_200": sum(s != 200 for s in statuses)}  # fmt: skip
+
+
+async def closed_loop(port: int, payload: bytes, clients: int, seconds: float) -> float:
+    """Requests per second with ``clients`` connections each sending back to back."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            if await exchange(reader, writer, payload) == 200:
+                done += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done / (time.perf_counter() - started)
+
+
+def malformed_payloads(count: int, seed: int = 0) -> list[tuple[bytes, bool]]:
+    """(raw request, truncated?) of every kind of fault, ``count`` in all, seeded."""
+    rng = random.Random(seed)
+    good = json.dumps({"inputs": np.zeros((28, 28), dtype=int).tolist(), "dtype": "uint8"}).encode()
+    bodies = [
+        b"{", b"\xff\xfe\xfd", b"[]", b"null", b'{"inputs": [[1, 2]]}', b'{"inputs": "x"}',
+        b'{"inputs": [[[1], [2, 3]]]}', b'{"images": ["%%%"]}', b'{"images": ["aGVsbG8="]}',
+        b'{"texts": ["hello"]}', b'{"inputs": [[NaN]]}', b'{"inputs": 1e999}', b"[" * 30_000,
+        json.dumps({"inputs": np.full((28, 28), 999).tolist(), "dtype": "uint8"}).encode(),
+        json.dumps({"inputs": np.zeros((100, 28, 28)).tolist()}).encode(),
+        json.dumps({"inputs": np.zeros((28, 28)).tolist(), "dtype": "complex"}).encode(),
+    ]  # fmt: skip
+    requests: list[tuple[bytes, bool]] = []
+    for index in range(count):
+        kind = index % 5
+        if kind < 3:
+            requests.append((http_request("/predict", rng.choice(bodies)), False))
+        elif kind == 3:
+            noise = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 400)))
+            content_type = rng.choice(
+                ["application/json", "multipart/form-data; boundary=b", "image/png"]
+            )
+            requests.append((http_request("/predict", noise, content_type), False))
+        else:  # a body cut short: the declared length is never reached, the client hangs up
+            whole = http_request("/predict", good)
+            requests.append((whole[: rng.randint(10, len(whole) - 1)], True))
+    return requests
+
+
+async def send_malformed(port: int, requests: list[tuple[bytes, bool]], clients: int = 16):
+    statuses: dict[str, int] = {}
+    pending = list(requests)
+
+    async def client() -> None:
+        while pending:
+            raw, truncated = pending.pop()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(raw)
+            if truncated:
+                writer.write_eof()
+            await writer.drain()
+            head = await reader.read(64)
+            code = head.split(b" ", 2)[1].decode() if head.startswith(b"HTTP/") else "closed"
+            statuses[code] = statuses.get(code, 0) + 1
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return statuses
+
+
+class Server:
+    """A `fathom serve` process on a free loopback port."""
+
+    def __init__(self, target: Path, *options: str) -> None:
+        self.port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "fathom",
+            "serve",
+            str(target),
+            "--port",
+            str(self.port),
+            *options,
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=os.environ.copy())
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("fathom serve did not start") from None
+                time.sleep(0.2)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/healthz", timeout=30
+        ) as response:
+            return response.status == 200
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=120)
+
+
+def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
+    from fathom.runs import load
+
+    height, width = load(run_dir).info.input_shape[-2:]  # one grey image (MNIST: 28x28)
+    image = np.random.default_rng(0).integers(0, 256, (height, width)).tolist()
+    payload = http_request("/predict", json.dumps({"inputs": image, "dtype": "uint8"}).encode())
+    seconds = 1.0 if quick else 10.0
+    results: dict = {"throughput": {"batching": [], "no_batching": []}}
+    for round_index in range(rounds):
+        for mode, options in (("batching", ["--max-batch", "32", "--max-wait-ms", "5"]),
+                              ("no_batching", ["--max-batch", "1", "--max-wait-ms", "0"])):  # fmt: skip
+            server = Server(run_dir, *options)
+            try:
+                if mode == "batching" and round_index == 0:
+                    results["fixed_rate"] = asyncio.run(
+                        fixed_rate(server.port, payload, 200, seconds)
+                    )
+                rate = asyncio.run(closed_loop(server.port, payload, 64, seconds))
+                results["throughput"][mode].append(round(rate, 1))
+            finally:
+                server.stop()
+    ratios = [
+        a / b
+        for a, b in zip(
+            results["throughput"]["batching"], results["throughput"]["no_batching"], strict=True
+        )
+    ]
+    results["batching_speedup"] = [
+        round(statistics.mean(ratios), 2),
+        round(statistics.pstdev(ratios), 2),
+    ]
+    server = Server(run_dir)
+    try:
+        count = 500 if quick else 10_000
+        started = time.perf_counter()
+        statuses = asyncio.run(send_malformed(server.port, malformed_payloads(count)))
+        results["malformed"] = {
+            "requests": count, "statuses": statuses, "seconds": round(time.perf_counter() - started, 1),
+            "responses_5xx": sum(n for code, n in statuses.items() if code.startswith("5")),
+            "still_answers": server.healthy(),
+        }  # fmt: skip
+    finally:
+        results["malformed"]["exit_status_after_sigterm"] = server.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, help="a trained MNIST classification run")
+    parser.add_argument("--quick", action="store_true", help="toy size (smoke test)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "serving.json")
+    args = parser.parse_args()
+    machine, load_before = machine_info(), load_average()
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = args.run or train_run(Path(folder), args.quick)
+        results = run_benchmark(run_dir, args.quick, 1 if args.quick else args.rounds)
+    record = {"benchmark": "serving", "quick": args.quick, "machine": machine, "seeds": [0],
+              "load_before": load_before, "load_after": load_average(), "client": "asyncio HTTP/1.1 keep-alive, same machine",
+              "goals": {"p50_ms": 5, "p99_ms": 20, "batching_speedup": 3, "responses_5xx": 0},
+              "results": results}  # fmt: skip
+    write_record(args.output, record)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
