@@ -29,6 +29,7 @@ from fathom.config import (
 from fathom.data.bundle import DataBundle, DataInfo
 from fathom.data.loader import make_loader
 from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer
+from fathom.engine.distributed import current_execution
 from fathom.engine.features import resolve_device
 from fathom.engine.log import MetricsLog
 from fathom.engine.progress import make_progress
@@ -162,7 +163,13 @@ def build_trainer(
         train = train.model_copy(update={"grad_clip_norm": float(default_clip)})
     if train.threads:
         torch.set_num_threads(train.threads)
-    device = resolve_device(train.device)
+    execution = current_execution(train.strategy, train.device)
+    device = execution.device(resolve_device(train.device))
+    if not execution.is_main:  # only the main process writes and shows progress
+        run_dir = None
+        config = config.model_copy(
+            update={"run": config.run.model_copy(update={"progress": "none"})}
+        )
     train_loader, val_loader = make_loaders(config, bundle, device)
     task = make_task(config, bundle.info)
     return Trainer(
@@ -170,6 +177,7 @@ def build_trainer(
         train=train, optim=config.optim, schedule=config.schedule,
         callbacks=[*standard_callbacks(config, task, bundle, run_dir), *callbacks],
         log=MetricsLog(run_dir / "metrics.jsonl" if run_dir is not None else None), device=device,
+        execution=execution,
     )  # fmt: skip
 
 

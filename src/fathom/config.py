@@ -137,6 +137,7 @@ class TrainConfig(Section):
     max_steps: int | None = Field(None, gt=0)
     diagnostics: bool = True
     max_seconds: float | None = Field(None, gt=0.0)  # a wall-clock budget for training steps
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # how several torchrun processes share the model
 
 
 class RunConfig(Section):

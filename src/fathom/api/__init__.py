@@ -3,8 +3,9 @@
 
 from fathom.api.export import export_model
 from fathom.api.inspection import doctor, explain, lr_find
+from fathom.api.launch import launch
 from fathom.api.serve import serve
 from fathom.api.train import fit, resume
 from fathom.runs import load
 
-__all__ = ["doctor", "explain", "export_model", "fit", "load", "lr_find", "resume", "serve"]
+__all__ = ["doctor", "explain", "export_model", "fit", "launch", "load", "lr_find", "resume", "serve"]

@@ -21,6 +21,7 @@ from fathom.assemble import (
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.engine import Callback, Trainer, load_checkpoint
+from fathom.engine.distributed import current_execution
 from fathom.errors import ConfigError, FathomError
 from fathom.runs import Run, lineage_of, replay
 from fathom.runs.folder import (
@@ -50,17 +51,23 @@ def fit(
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
     """
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
-    run_dir = new_run_dir(resolved)
+    execution = current_execution(resolved.train.strategy, resolved.train.device)
+    if execution.distributed and resolved.optim.lr == "auto":
+        raise ConfigError("optim.lr=auto needs one process: run 'fathom lr-find' first")
+    # Only the main process makes the folder; the others learn its path and write nothing.
+    run_dir = Path(execution.broadcast(str(new_run_dir(resolved)) if execution.is_main else None))
     try:
         if resolved.optim.lr == "auto":
             from fathom.api.inspection import choose_learning_rate
 
             choose_learning_rate(resolved, network, bundle, run_dir)
-        start_run_record(run_dir, resolved, bundle, network)
+        if execution.is_main:
+            start_run_record(run_dir, resolved, bundle, network)
         seed_everything(resolved.train.seed)
         trainer = build_trainer(resolved, network, bundle, run_dir, callbacks)
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
+        if execution.is_main:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
     return train_and_finish(trainer, resolved, bundle, run_dir)
 
@@ -101,21 +108,24 @@ def resume(
         config.run.progress = progress
     record = read_run_json(run_dir)
     checkpoint = run_dir / "checkpoints" / "last.safetensors"
+    main = current_execution(config.train.strategy, config.train.device).is_main
     seed_everything(config.train.seed)
     bundle = data if data is not None else load_data(config)
     if model is None:
         model = rebuild_for_resume(run_dir, record, config, bundle, not checkpoint.exists())
     if not checkpoint.exists():
-        for leftover in ("metrics.jsonl", "diagnostics.jsonl"):
+        for leftover in ("metrics.jsonl", "diagnostics.jsonl") if main else ():
             (run_dir / leftover).unlink(missing_ok=True)
         seed_everything(config.train.seed)
         trainer = build_trainer(config, model, bundle, run_dir, callbacks)
-        update_run_json(run_dir, status="running", resumed_from_step=0)
+        if main:
+            update_run_json(run_dir, status="running", resumed_from_step=0)
         return train_and_finish(trainer, config, bundle, run_dir)
     tensors, saved = load_checkpoint(checkpoint)
     trainer = build_trainer(config, model, bundle, run_dir, callbacks)
     trainer.restore(tensors, saved)
-    update_run_json(run_dir, status="running", resumed_from_step=trainer.state.step)
+    if main:
+        update_run_json(run_dir, status="running", resumed_from_step=trainer.state.step)
     return train_and_finish(trainer, config, bundle, run_dir)
 
 
@@ -146,6 +156,10 @@ def train_and_finish(
     """Train, then save the weights, evaluate on the test split and write the report."""
     started = time.perf_counter()
     previous = trainer.state.elapsed_seconds
+    if not trainer.execution.is_main:  # the other processes train, the main one writes
+        trainer.fit()
+        final = trainer.ema.shadow if trainer.ema is not None else trainer.model
+        return Run(run_dir, config, bundle.info, final, bundle)
     try:
         state = trainer.fit()
     except FathomError as error:

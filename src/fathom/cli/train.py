@@ -9,6 +9,7 @@ from fathom.cli.options import (
     add_target_arguments,
     print_saved_diagnosis,
     print_summary,
+    split_train_items,
     train_target,
 )
 
@@ -28,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--nproc", type=int, help="train in N data-parallel processes (starts torchrun)"
+    )
+    parser.add_argument("--nnodes", type=int, default=1, help="machines taking part (--nproc)")
+    parser.add_argument("--node-rank", type=int, default=0, help="this machine's rank (0..)")
+    parser.add_argument("--rdzv-endpoint", help="HOST:PORT of node 0, for --nnodes > 1")
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
@@ -48,10 +55,20 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.nproc is not None:
+        from fathom.api.launch import launch
+
+        target, overrides = split_train_items(args.items)
+        arguments = ["train", *([target] if target else []), *flag_overrides(args), *overrides]
+        endpoint = args.rdzv_endpoint
+        return launch(arguments, args.nproc, args.nnodes, args.node_rank, endpoint)
     from fathom.api import fit
+    from fathom.engine.distributed import is_main_process
 
     config, dataset, overrides = train_target(args.items)
     trained = fit(args.model, dataset, config=config, overrides=[*flag_overrides(args), *overrides])
+    if not is_main_process():
+        return 0
     print_summary(trained)
     print_saved_diagnosis(trained.path)
     return 0

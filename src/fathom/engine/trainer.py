@@ -13,6 +13,7 @@ from torch import nn
 from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
 from fathom.engine import checkpoint as ckpt
 from fathom.engine.callbacks import EVENTS, Callback, StopTraining
+from fathom.engine.distributed import Execution
 from fathom.engine.ema import ModelEMA
 from fathom.engine.features import GradientClipper, Precision, WeightPenalty, reuse_freed_cpu_memory
 from fathom.engine.log import MetricsLog
@@ -40,17 +41,20 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         log: MetricsLog | None = None,
         device: torch.device | str = "cpu",
+        execution: Execution | None = None,
     ) -> None:
         self.config = train or TrainConfig()
-        self.device = torch.device(device)
+        self.execution = execution or Execution()  # one process, DDP or FSDP: the only seam
+        self.device = self.execution.device(torch.device(device))
         if self.device.type == "cpu" and self.config.reuse_cpu_memory:
             reuse_freed_cpu_memory()
         self.model = model.to(self.device)
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.network = torch.compile(self.model) if self.config.compile else self.model
+        network = self.execution.wrap(self.model, self.device)
+        self.network = torch.compile(network) if self.config.compile else network
         self.task = task
-        self.train_loader, self.val_loader = train_loader, val_loader
+        self.train_loader, self.val_loader = self.execution.shard(train_loader), val_loader
         check_early_stopping(self.config.early_stopping, task, val_loader is not None)
         self.epochs = self.config.epochs
         self.state = TrainState()
@@ -141,7 +145,8 @@ class Trainer:
                 loss, values = self.task.training_loss(phase, self.network, batch)
                 if self.penalty:
                     loss = loss + self.penalty()
-            self.precision.backward(loss / self.accumulate if self.accumulate > 1 else loss)
+            weighted = self.execution.scale_loss(loss, self.train_loader)
+            self.precision.backward(weighted / self.accumulate if self.accumulate > 1 else weighted)
             self.fire("after_backward")
             if boundary:
                 self.precision.unscale(optimizer)
@@ -238,12 +243,13 @@ class Trainer:
             return
         now = time.perf_counter()
         samples = self.state.samples_seen - self._logged_samples
+        running = self.execution.mean(self._running)
         record = {
             "kind": "train",
             "step": self.state.step,
             "epoch": self.state.epoch
             + getattr(self.train_loader, "position", 0) / max(1, len(self.train_loader)),
-            **{key: float(value) / self._running_count for key, value in self._running.items()},
+            **{key: float(value) / self._running_count for key, value in running.items()},
             "lr": self.current_lr(),
             "samples_per_second": samples / max(now - self._clock, 1e-9),
         }

@@ -1,0 +1,133 @@
+"""The execution seam: sharding, two-process gloo DDP against one process, only rank 0 writes,
+the torchrun launcher and its one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fathom
+from fathom.data.bundle import Split
+from fathom.data.loader import TensorLoader
+from fathom.distributed import torchrun_command
+from fathom.engine.distributed import Execution, ShardedLoader, check_shardable
+from fathom.errors import ConfigError
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+def loader(count: int, batch_size: int) -> TensorLoader:
+    split = Split(torch.arange(count).float().unsqueeze(1), torch.arange(count))
+    return TensorLoader(split, batch_size, shuffle=True, seed=3)
+
+
+@pytest.mark.parametrize(("count", "batch_size", "world"), [(23, 8, 2), (20, 6, 3), (9, 4, 3)])
+def test_shards_are_disjoint_complete_and_follow_the_global_batches(
+    count: int, batch_size: int, world: int
+) -> None:
+    shards = [ShardedLoader(loader(count, batch_size), rank, world) for rank in range(world)]
+    per_rank = [[(targets, shard.shard_weight) for _, targets in shard] for shard in shards]
+    one_process = [targets for _, targets in loader(count, batch_size)]
+    assert all(len(batches) == len(one_process) for batches in per_rank)
+    for step, whole in enumerate(one_process):  # the ranks' weighted parts make each batch
+        parts = [batches[step][0] for batches in per_rank if batches[step][1] > 0]
+        assert torch.equal(torch.cat(parts), whole)
+    seen = torch.cat([targets for batches in per_rank for targets, weight in batches if weight])
+    # disjoint and complete: as on one process (which drops a last batch of a single example)
+    assert len(set(seen.tolist())) == len(seen) == len(torch.cat(one_process))
+    assert len(seen) == (count if count % batch_size != 1 else count - 1)
+
+
+def test_a_rank_left_without_examples_trains_with_weight_zero() -> None:
+    shard = ShardedLoader(loader(9, 4), rank=0, world_size=3)
+    inputs, targets = shard.slice(torch.zeros(2, 1), torch.zeros(2))
+    assert len(inputs) == 1 and shard.shard_weight == 0.0
+    shard.slice(torch.zeros(4, 1), torch.zeros(4))
+    assert shard.shard_weight == pytest.approx(3 * 1 / 4)
+
+
+def test_uneven_weights_average_to_the_global_mean() -> None:
+    world, total = 3, 7
+    shards = [ShardedLoader(loader(21, 7), rank, world) for rank in range(world)]
+    values = torch.arange(total).float()
+    weighted = 0.0
+    for shard in shards:
+        part, _ = shard.slice(values, values)
+        weighted += shard.shard_weight * float(part.mean()) / world
+    assert weighted == pytest.approx(float(values.mean()))
+
+
+def test_more_processes_than_examples_is_refused() -> None:
+    with pytest.raises(ConfigError, match="3 processes but only 2"):
+        check_shardable(2, 2, 3)
+    with pytest.raises(ConfigError, match="global batch"):
+        check_shardable(100, 1, 2)
+
+
+def test_one_process_is_the_plain_loop() -> None:
+    execution = Execution()
+    model = torch.nn.Linear(2, 2)
+    base = loader(4, 2)
+    assert execution.wrap(model, torch.device("cpu")) is model
+    assert execution.shard(base) is base and execution.is_main
+    values = {"loss": torch.tensor(2.0)}
+    assert execution.mean(values) is values
+
+
+def test_torchrun_command_single_and_multi_node() -> None:
+    local = torchrun_command(["train"], 2)
+    assert local[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
+    assert "--standalone" in local and local[-3:] == ["-m", "fathom", "train"]
+    multi = torchrun_command(["train"], 1, nnodes=2, node_rank=1, endpoint="127.0.0.1:29511")
+    assert "--nnodes=2" in multi and "--master-port=29511" in multi
+    with pytest.raises(ConfigError, match="rdzv-endpoint"):
+        torchrun_command(["train"], 1, nnodes=2)
+
+
+def torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return subprocess.run(
+        [*command, "--nproc-per-node=2", *arguments],
+        cwd=cwd, env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
+    result = torchrun([str(WORKER), str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for name, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][name]), name  # identical across ranks
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # one run folder, written by rank 0
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import OVERRIDES
+
+    single = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={tmp_path / 'one'}"])
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ranks[0][name], value, rtol=1e-4, atol=1e-5)
+    metrics = (next((tmp_path / "runs").iterdir()) / "metrics.jsonl").read_text().splitlines()
+    assert metrics, "rank 0 logs the reduced metrics"
+
+
+@pytest.mark.slow
+def test_nproc_with_too_small_a_batch_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "fathom", "train", "digits", "--nproc", "2", "--model", "mlp"]
+    environment = {"PYTHONPATH": str(SOURCE), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [*command, "data.batch_size=1", f"run.dir={tmp_path}"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        "fathom train: error: data.batch_size=1 is the global batch and must be at least the "
+        "number of processes (2)"
+    ], result.stderr[-2000:]
+    assert not any(tmp_path.iterdir())  # nothing half-written
