@@ -10,7 +10,18 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import doctor, explain, export_model, fit, launch, load, lr_find, resume, serve
+from fathom.api import (
+    doctor,
+    explain,
+    export_model,
+    federate,
+    fit,
+    launch,
+    load,
+    lr_find,
+    resume,
+    serve,
+)
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.runs import Run
@@ -25,6 +36,7 @@ __all__ = [
     "engine",
     "explain",
     "export_model",
+    "federate",
     "fit",
     "launch",
     "load",

@@ -2,10 +2,22 @@
 (lr_find, doctor, explain). Each imports the assembly, run folders and capabilities only."""
 
 from fathom.api.export import export_model
+from fathom.api.federate import federate
 from fathom.api.inspection import doctor, explain, lr_find
 from fathom.api.launch import launch
 from fathom.api.serve import serve
 from fathom.api.train import fit, resume
 from fathom.runs import load
 
-__all__ = ["doctor", "explain", "export_model", "fit", "launch", "load", "lr_find", "resume", "serve"]
+__all__ = [
+    "doctor",
+    "explain",
+    "export_model",
+    "federate",
+    "fit",
+    "launch",
+    "load",
+    "lr_find",
+    "resume",
+    "serve",
+]

@@ -18,6 +18,7 @@ for _name, _module, _description in (
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
     ("export", "export", "a run's model as ONNX, TorchScript or safetensors"),
     ("serve", "serve", "an HTTP server for a run or an ONNX file"),
+    ("federate", "federate", "federated learning over clients that keep their data"),
     ("list", "listing", "the names of one registry"),
 ):
     COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)

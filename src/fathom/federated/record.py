@@ -1,0 +1,61 @@
+"""What a federated run keeps in its folder: the client split (``clients.safetensors``), one
+metrics line per round, the round checkpoint, and ``federated.json`` (accuracy per round, client
+participation, the split's class histogram per client)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fathom.engine import checkpoint as ckpt
+from fathom.errors import CheckpointError
+from fathom.federated.simulation import Simulation
+from fathom.files import atomic_write_text
+
+CHECKPOINT = Path("checkpoints") / "federated.safetensors"
+
+
+def save_split(run_dir: Path, simulation: Simulation) -> None:
+    tensors = {f"client/{index}": part for index, part in enumerate(simulation.parts)}
+    ckpt.save_checkpoint(run_dir / "clients.safetensors", tensors, {"kind": "client-split"})
+
+
+def check_saved_split(run_dir: Path, simulation: Simulation) -> None:
+    """On resume, the split drawn again from the seed must be the one saved with the run."""
+    tensors, _ = ckpt.load_checkpoint(run_dir / "clients.safetensors")
+    saved = [tensors[f"client/{index}"] for index in range(len(tensors))]
+    if len(saved) != len(simulation.parts) or not all(
+        torch.equal(a, b) for a, b in zip(saved, simulation.parts, strict=False)
+    ):
+        raise CheckpointError(f"{run_dir / 'clients.safetensors'}: differs from the run's split")
+
+
+def after_round(run_dir: Path) -> Any:
+    """The callback of ``Simulation.run``: a metrics line, then the round's checkpoint."""
+
+    def record(simulation: Simulation) -> None:
+        entry = {key: value for key, value in simulation.history[-1].items() if key != "clients"}
+        line = {"kind": "val", "step": entry["round"], "epoch": entry["round"], **entry}
+        metrics = run_dir / "metrics.jsonl"
+        kept = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+        kept = kept[: simulation.round - 1]  # lines past the last checkpoint are redone
+        atomic_write_text(metrics, "".join(item + "\n" for item in [*kept, json.dumps(line)]))
+        simulation.save(run_dir / CHECKPOINT)
+
+    return record
+
+
+def write_summary(run_dir: Path, simulation: Simulation) -> dict[str, Any]:
+    """``federated.json``: the settings, accuracy per round, participation, class histogram."""
+    summary = {
+        "settings": simulation.federated.to_dict(),
+        "rounds": simulation.history,
+        "participation": simulation.participation,
+        "class_histogram": simulation.histogram(),
+        "client_sizes": [len(part) for part in simulation.parts],
+    }
+    atomic_write_text(run_dir / "federated.json", json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,161 @@
+"""The in-process simulation: rounds of client sampling, local training and aggregation.
+
+Deterministic and resumable after a kill at any round: client sampling is drawn from
+(seed, round), each client's training is seeded by (seed, round, client), and after every round
+the global model, the server optimizer, the round, the history and the RNG states go to
+``checkpoints/federated.safetensors`` (atomically), so a resumed run ends bitwise as an
+uninterrupted one."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fathom.assemble import evaluation_batch_size, make_task
+from fathom.config import FathomConfig
+from fathom.data.bundle import DataBundle
+from fathom.data.loader import make_loader
+from fathom.engine import checkpoint as ckpt
+from fathom.engine.trainer import evaluate
+from fathom.errors import ConfigError
+from fathom.federated.client import client_seed, train_client
+from fathom.federated.server import SERVER_OPTIMIZERS, ServerOptimizer, weighted_average
+from fathom.federated.splits import check_split, class_histogram, split_clients
+
+STRATEGIES = ("fedavg", "fedprox")
+
+
+@dataclass
+class FederatedConfig:
+    """The federated settings saved in run.json (``federated``)."""
+
+    clients: int = 100
+    fraction: float = 0.1
+    local_epochs: int = 5
+    rounds: int = 300
+    split: str = "iid"
+    alpha: float = 0.5
+    strategy: str = "fedavg"
+    mu: float = 0.01
+    server: str = "fedavg"  # fedavg, fedavgm (server momentum) or fedadam
+    server_lr: float = 1.0
+    server_momentum: float = 0.9
+
+    def check(self, examples: int) -> None:
+        check_split(self.split, self.clients, self.alpha, examples)
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"federated.fraction must be in (0, 1], got {self.fraction}")
+        if self.rounds < 1 or self.local_epochs < 1:
+            raise ConfigError("federated.rounds and federated.local_epochs must be at least 1")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"federated.strategy: '{self.strategy}' is not one of fedavg, fedprox"
+            )
+        if self.server not in SERVER_OPTIMIZERS:
+            raise ConfigError(
+                f"federated.server: '{self.server}' is not one of {SERVER_OPTIMIZERS}"
+            )
+        if self.strategy == "fedprox" and not self.mu > 0:
+            raise ConfigError(f"federated.mu must be > 0 for fedprox, got {self.mu}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def per_round(self) -> int:
+        return max(1, round(self.fraction * self.clients))
+
+
+def sample_clients(seed: int, round_index: int, clients: int, count: int) -> list[int]:
+    """The clients of one round: ``count`` of ``clients``, drawn from (seed, round)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + round_index)
+    return sorted(torch.randperm(clients, generator=generator)[:count].tolist())
+
+
+class Simulation:
+    """A federated run in one process; ``run()`` continues from ``self.round``."""
+
+    def __init__(self, config: FathomConfig, federated: FederatedConfig, bundle: DataBundle,
+                 network: nn.Module, run_dir: Path | None = None) -> None:  # fmt: skip
+        federated.check(len(bundle.train))
+        self.config, self.federated, self.bundle, self.run_dir = config, federated, bundle, run_dir
+        self.model = network
+        self.worker = copy.deepcopy(network)  # the clients train this copy, one after another
+        self.local = config.model_copy(update={
+            "train": config.train.model_copy(update={"epochs": federated.local_epochs})})  # fmt: skip
+        self.parts = split_clients(bundle.train.targets, federated.clients, federated.split,
+                                   alpha=federated.alpha, seed=config.train.seed)  # fmt: skip
+        self.server = ServerOptimizer(network, federated.server, federated.server_lr,
+                                      federated.server_momentum)  # fmt: skip
+        self.task = make_task(config, bundle.info)
+        evaluation = bundle.test if bundle.test is not None else bundle.val
+        self.evaluation = evaluation and make_loader(evaluation, evaluation_batch_size(config))
+        self.round = 0
+        self.history: list[dict[str, Any]] = []
+        self.participation = [0] * federated.clients
+
+    def histogram(self) -> list[list[int]]:
+        classes = self.bundle.info.num_classes or int(self.bundle.train.targets.max()) + 1
+        return class_histogram(self.bundle.train.targets, self.parts, classes)
+
+    def run(self, on_round: Any = None) -> list[dict[str, Any]]:
+        """Train the remaining rounds; ``on_round(simulation)`` after each (checkpoint, log)."""
+        while self.round < self.federated.rounds:
+            self.history.append(self.run_round())
+            self.round += 1
+            if on_round is not None:
+                on_round(self)
+        return self.history
+
+    def run_round(self) -> dict[str, Any]:
+        federated, seed = self.federated, self.config.train.seed
+        chosen = sample_clients(seed, self.round, federated.clients, federated.per_round)
+        mu = federated.mu if federated.strategy == "fedprox" else 0.0
+        global_state = {key: value.clone() for key, value in self.model.state_dict().items()}
+        states, sizes, losses = [], [], []
+        for client in chosen:
+            examples = self.bundle.train.subset(self.parts[client])
+            state, size, loss = train_client(
+                self.worker, global_state, examples, self.bundle.info, self.local,
+                seed=client_seed(seed, self.round, client), mu=mu,
+            )  # fmt: skip
+            states.append(state), sizes.append(size), losses.append(loss)
+            self.participation[client] += 1
+        self.server.step(weighted_average(states, sizes))
+        record: dict[str, Any] = {"round": self.round + 1, "clients": chosen,
+                                  "train_loss": sum(losses) / len(losses)}  # fmt: skip
+        if self.evaluation is not None:
+            scalars, _ = evaluate(self.model, self.task, self.evaluation, torch.device("cpu"))
+            record.update({key: float(value) for key, value in scalars.items()})
+        return record
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = ckpt.prefixed("model", self.model.state_dict())
+        server_tensors, server_state = ckpt.split_optimizer_state(self.server.state_dict()) \
+            if self.server.optimizer is not None else ({}, {})  # fmt: skip
+        tensors.update(ckpt.prefixed("server", server_tensors))
+        rng_tensors, rng = ckpt.capture_rng()
+        tensors.update(ckpt.prefixed("rng", rng_tensors))
+        saved = {"kind": "federated", "round": self.round, "history": self.history,
+                 "participation": self.participation, "server": server_state, "rng": rng}  # fmt: skip
+        return tensors, saved
+
+    def restore(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt.unprefixed("model", tensors))
+        if self.server.optimizer is not None and saved["server"]:
+            self.server.load_state_dict(
+                ckpt.join_optimizer_state(ckpt.unprefixed("server", tensors), saved["server"])
+            )
+        self.round, self.history = int(saved["round"]), list(saved["history"])
+        self.participation = [int(count) for count in saved["participation"]]
+        ckpt.restore_rng(ckpt.unprefixed("rng", tensors), saved["rng"])
+
+    def save(self, path: Path) -> None:
+        tensors, saved = self.checkpoint_state()
+        ckpt.save_checkpoint(path, tensors, saved)

@@ -1,0 +1,131 @@
+"""Federated learning: splits, FedAvg against centralised SGD, FedProx, server optimizers,
+bitwise resume of the simulation, and one-line errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fathom.api.federate import federate
+from fathom.assemble import resolve_config
+from fathom.cli.main import main
+from fathom.data.bundle import DataBundle, DataInfo, Split
+from fathom.errors import ConfigError
+from fathom.federated import (
+    FederatedConfig,
+    ServerOptimizer,
+    Simulation,
+    class_histogram,
+    split_clients,
+)
+from fathom.federated import simulation as simulation_module
+
+TINY = ["model.name=mlp", "data.batch_size=32", "train.diagnostics=false"]
+SETTINGS = {"clients": 4, "fraction": 0.5, "local_epochs": 1, "rounds": 3, "split": "shards"}
+
+
+@pytest.mark.parametrize("kind", ["iid", "shards", "dirichlet"])
+def test_splits_are_seeded_disjoint_and_complete(kind: str) -> None:
+    targets = torch.arange(400) % 10
+    parts = split_clients(targets, 20, kind, alpha=0.3, seed=1)
+    again = split_clients(targets, 20, kind, alpha=0.3, seed=1)
+    other = split_clients(targets, 20, kind, alpha=0.3, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(parts, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(parts, other, strict=True))
+    everything = torch.cat(parts)
+    assert len(everything) == len(targets) == len(set(everything.tolist()))
+    assert all(len(part) for part in parts)
+    histogram = class_histogram(targets, parts, 10)
+    if kind == "shards":  # the pathological split: two classes per client here
+        assert all(sum(count > 0 for count in row) <= 2 for row in histogram)
+
+
+def test_bad_split_settings_are_one_line_config_errors() -> None:
+    targets = torch.arange(100) % 10
+    with pytest.raises(ConfigError, match="unknown split 'shard'.*shards"):
+        split_clients(targets, 10, "shard")
+    with pytest.raises(ConfigError, match="alpha must be > 0"):
+        split_clients(targets, 10, "dirichlet", alpha=0.0)
+    with pytest.raises(ConfigError, match="needs 200 training examples"):
+        split_clients(targets, 100, "shards")
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--split=pathological", "unknown split"), ("--alpha=-1", "alpha must be > 0")],
+)
+def test_cli_bad_input_exits_2_with_one_line(
+    flag: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["federate", "digits", "--split=dirichlet", flag, f"run.dir={tmp_path}"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(error) == 1 and message in error[0]
+    assert not any(tmp_path.iterdir())
+
+
+def toy_problem() -> tuple[DataBundle, nn.Module]:
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(96, 4, generator=generator)
+    targets = torch.randint(0, 3, (96,), generator=generator)
+    info = DataInfo(name="toy", task="classification", input_shape=(4,), num_classes=3)
+    torch.manual_seed(0)
+    return DataBundle(info, Split(inputs, targets)), nn.Sequential(nn.Linear(4, 3))
+
+
+def test_fedavg_of_one_full_batch_step_equals_centralised_gradient_descent() -> None:
+    """With E=1 and B >= every client's size, each client takes one full-batch step; FedAvg
+    weighted by client sizes is then one full-batch gradient step on the union (FedSGD)."""
+    bundle, network = toy_problem()
+    centralised = copy.deepcopy(network)
+    config = resolve_config(None, overrides=["optim.name=sgd", "optim.momentum=0",
+        "optim.lr=0.5", "data.batch_size=1000", "train.device=cpu", "task.name=classification",
+        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
+    settings = FederatedConfig(clients=5, fraction=1.0, local_epochs=1, rounds=1, split="dirichlet",
+                               alpha=1.0)  # fmt: skip
+    Simulation(config, settings, bundle, network).run()
+    loss = nn.functional.cross_entropy(centralised(bundle.train.inputs), bundle.train.targets)
+    loss.backward()
+    with torch.no_grad():
+        for parameter in centralised.parameters():
+            parameter -= 0.5 * parameter.grad
+    for ours, reference in zip(network.parameters(), centralised.parameters(), strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_server_momentum_and_adam_move_along_the_pseudo_gradient() -> None:
+    model = nn.Linear(2, 1)
+    target = {name: value + 1.0 for name, value in model.state_dict().items()}
+    ServerOptimizer(model, "fedavgm", lr=1.0, momentum=0.9).step(target)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, target[name])  # first step: no momentum yet
+    before = copy.deepcopy(model.state_dict())
+    ServerOptimizer(model, "fedadam", lr=0.1).step({k: v + 1.0 for k, v in before.items()})
+    for name, value in model.state_dict().items():
+        assert torch.all(value > before[name])
+
+
+def test_simulation_resumes_bitwise_after_an_interruption_mid_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = federate("digits", overrides=[*TINY, f"run.dir={tmp_path / 'a'}"], **SETTINGS)
+    original = simulation_module.Simulation.run_round
+
+    def killed_in_round_two(self: Simulation) -> dict:
+        if self.round == 1:
+            raise KeyboardInterrupt  # as a kill in the middle of round 2
+        return original(self)
+
+    monkeypatch.setattr(simulation_module.Simulation, "run_round", killed_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        federate("digits", overrides=[*TINY, f"run.dir={tmp_path / 'b'}"], **SETTINGS)
+    monkeypatch.setattr(simulation_module.Simulation, "run_round", original)
+    interrupted = next((tmp_path / "b").iterdir())
+    resumed = federate(resume=interrupted)
+    for name in ("model.safetensors", "metrics.jsonl", "clients.safetensors"):
+        assert (whole.path / name).read_bytes() == (resumed.path / name).read_bytes(), name
+    summary = (resumed.path / "federated.json").read_text()
+    assert '"participation"' in summary and '"class_histogram"' in summary
