@@ -14,12 +14,13 @@ OVERRIDES = [
 ]  # fmt: skip
 
 
-def main(out: Path) -> None:
-    run = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={out / 'runs'}"])
+def main(out: Path, extra: list[str]) -> None:
+    overrides = [*OVERRIDES, f"run.dir={out / 'runs'}", *extra]
+    run = fathom.fit(data="digits", overrides=overrides)
     rank = torch.distributed.get_rank()
     state = {name: value.detach().clone() for name, value in run.model.state_dict().items()}
     torch.save(state, out / f"rank{rank}.pt")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2:])

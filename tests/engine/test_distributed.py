@@ -3,6 +3,7 @@ the torchrun launcher and its one-line errors."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,49 @@ def test_nproc_with_too_small_a_batch_is_one_line_and_exit_2(tmp_path: Path) -> 
         "number of processes (2)"
     ], result.stderr[-2000:]
     assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP2 over NCCL needs two GPUs")
+def test_two_process_fsdp_on_gpus_matches_across_ranks(tmp_path: Path) -> None:
+    result = torchrun([str(WORKER), str(tmp_path), "train.strategy=fsdp", "train.device=cuda"],
+                      tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for name, value in ranks[0].items():
+        torch.testing.assert_close(value.cpu(), ranks[1][name].cpu())
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import OVERRIDES
+
+    overrides = [item for item in OVERRIDES if not item.startswith("train.max_steps")]
+    overrides += ["train.epochs=30", "train.checkpoint_every_steps=5"]
+    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    process = subprocess.Popen(
+        [*launcher, "-m", "fathom", "train", "digits", *overrides, f"run.dir={tmp_path / 'runs'}"],
+        cwd=tmp_path, env=environment, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    while process.poll() is None and not list(tmp_path.glob("runs/*/checkpoints/last.safetensors")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    resumed = torchrun(["-m", "fathom", "resume", str(run_dir)], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_completed"] == 30
+    single = fathom.fit(data="digits", overrides=[*overrides, f"run.dir={tmp_path / 'one'}"])
+    single_record = json.loads((single.path / "run.json").read_text())
+    assert record["steps"] == single_record["steps"]
+    weights = fathom.load(run_dir).model.state_dict()
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-3, atol=1e-4)
