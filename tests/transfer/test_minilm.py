@@ -51,7 +51,7 @@ def test_a_missing_pretrained_package_is_one_line(monkeypatch):
 
 def test_minilm_refuses_other_token_ids():
     with pytest.raises(ConfigError, match="data.tokenizer=pretrained:minilm"):
-        minilm(num_classes=2, vocab_size=4000)
+        minilm(num_classes=2, vocab_size=40000)
 
 
 @needs_package

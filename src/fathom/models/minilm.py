@@ -152,7 +152,7 @@ def minilm(
     num_classes: int = 2, vocab_size: int = VOCAB_SIZE, dropout: float = 0.1, normalize: bool = True
 ) -> MiniLM:
     """all-MiniLM-L6-v2's architecture with a linear head (weights: model.init_from=pretrained:minilm)."""
-    if vocab_size != VOCAB_SIZE:
+    if vocab_size > VOCAB_SIZE:
         raise ConfigError(
             f"model 'minilm' reads MiniLM's own token ids ({VOCAB_SIZE} of them), but the data "
             f"has a vocabulary of {vocab_size}: set data.tokenizer=pretrained:minilm"

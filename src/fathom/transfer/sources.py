@@ -36,6 +36,14 @@ class Source:
 
     def check_data(self, info: DataInfo) -> None:
         """A one-line ConfigError when ``info`` is not the kind of input the source reads."""
+        if self.tokenizer is not None:
+            kind = (info.extra.get("tokenizer") or {}).get("kind")
+            if kind != self.tokenizer:
+                raise ConfigError(
+                    f"model.init_from={self.name} reads its own token ids, but '{info.name}' "
+                    f"has {'tokenizer ' + kind if kind else 'no tokenizer'}: set "
+                    f"data.tokenizer={self.tokenizer} (fathom finetune does)"
+                )
         if self.info is None:
             return
         theirs, ours = input_kind(self.info), input_kind(info)
