@@ -10,7 +10,17 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import doctor, explain, export_model, fit, load, lr_find, resume, serve
+from fathom.api import (
+    doctor,
+    explain,
+    export_model,
+    finetune,
+    fit,
+    load,
+    lr_find,
+    resume,
+    serve,
+)
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.runs import Run
@@ -25,6 +35,7 @@ __all__ = [
     "engine",
     "explain",
     "export_model",
+    "finetune",
     "fit",
     "load",
     "lr_find",

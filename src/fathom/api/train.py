@@ -33,6 +33,12 @@ from fathom.runs.folder import (
     versions,
     write_config,
 )
+from fathom.transfer.start import (
+    starting_network,
+    training_data,
+    transfer_callbacks,
+    with_source_layer,
+)
 
 
 def fit(
@@ -49,7 +55,9 @@ def fit(
     ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
     """
+    config = with_source_layer(config, overrides)  # model.init_from: the source's model
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
+    network, transfer = starting_network(resolved, bundle, network, resolved.run.progress == "none")
     run_dir = new_run_dir(resolved)
     try:
         if resolved.optim.lr == "auto":
@@ -57,8 +65,12 @@ def fit(
 
             choose_learning_rate(resolved, network, bundle, run_dir)
         start_run_record(run_dir, resolved, bundle, network)
+        if transfer is not None:
+            update_run_json(run_dir, transfer=transfer)
         seed_everything(resolved.train.seed)
-        trainer = build_trainer(resolved, network, bundle, run_dir, callbacks)
+        trained_on, data_for_trainer, swaps = training_data(resolved, network, bundle)
+        callbacks = [*swaps, *transfer_callbacks(resolved, network), *callbacks]
+        trainer = build_trainer(trained_on, network, data_for_trainer, run_dir, callbacks)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
@@ -105,6 +117,7 @@ def resume(
     bundle = data if data is not None else load_data(config)
     if model is None:
         model = rebuild_for_resume(run_dir, record, config, bundle, not checkpoint.exists())
+    callbacks = [*transfer_callbacks(config, model), *callbacks]
     if not checkpoint.exists():
         for leftover in ("metrics.jsonl", "diagnostics.jsonl"):
             (run_dir / leftover).unlink(missing_ok=True)
@@ -131,6 +144,8 @@ def rebuild_for_resume(
     transforms = (record.get("lineage") or {}).get("transforms") or []
     if not transforms:
         return build_model(config, bundle.info)
+    if restart and config.model.init_from is not None:  # start from the source again
+        return starting_network(config, bundle, build_model(config, bundle.info), quiet=True)[0]
     if restart:
         names = ", ".join(step["name"] for step in transforms)
         raise FathomError(

@@ -11,6 +11,7 @@ for _name, _module, _description in (
     ("eval", "evaluate", "metrics of a run on a split"),
     ("predict", "predict", "predictions of a run for input files or texts"),
     ("resume", "resume", "continue an interrupted run exactly"),
+    ("finetune", "finetune", "fine-tune a run or a pretrained model on new data"),
     ("generate", "generate", "samples of a generative run"),
     ("report", "report", "re-draw a run's plots and HTML report"),
     ("doctor", "doctor", "what is wrong with a run, and the fix"),

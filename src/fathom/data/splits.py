@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from fathom.data.bundle import DataBundle, LazySplit, Split
+from fathom.errors import ConfigError
 
 STATISTICS_SAMPLE = 1000  # examples of a lazy split decoded to estimate normalisation statistics
 
@@ -33,8 +34,11 @@ def finalize(
     seed: int,
     normalize: bool,
     limit: int | None = None,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
 ) -> DataBundle:
-    """Add missing test/val splits (seeded), cap the training set, and normalise on train stats."""
+    """Add missing test/val splits (seeded), cap the training set, keep a class-balanced subset
+    of labelled examples (few-label experiments), and normalise on train stats."""
     train, val, test = bundle.train, bundle.val, bundle.test
     if test is None:
         train, test = carve(train, test_fraction, seed)
@@ -42,6 +46,8 @@ def finalize(
         train, val = carve(train, val_fraction, seed + 1)
     if limit is not None and limit < len(train):
         train = train.subset(seeded_permutation(len(train), seed + 2)[:limit])
+    if labels_per_class is not None or label_fraction is not None:
+        train = train.subset(few_labels(train.targets, labels_per_class, label_fraction, seed + 3))
     bundle = DataBundle(bundle.info, train, val, test)
     if bundle.info.normalization is not None:
         return bundle  # the dataset scaled itself (forecasting series: on their training part)
@@ -50,6 +56,28 @@ def finalize(
     elif normalize and not isinstance(train, Split):
         apply_lazy_normalization(bundle, seed)
     return bundle
+
+
+def few_labels(
+    targets: torch.Tensor, per_class: int | None, fraction: float | None, seed: int
+) -> torch.Tensor:
+    """Indices of a seeded, class-balanced subset: ``per_class`` examples of each class (all of
+    a class that has fewer), or ``fraction`` of each class (at least one), in a seeded order."""
+    if per_class is not None and fraction is not None:
+        raise ConfigError("give data.labels_per_class or data.label_fraction, not both")
+    if targets.dim() != 1 or targets.is_floating_point():
+        raise ConfigError(
+            "data.labels_per_class / data.label_fraction need class labels (a classification dataset)"
+        )
+    order = seeded_permutation(len(targets), seed)
+    shuffled = targets[order]
+    chosen = []
+    for label in torch.unique(shuffled).tolist():
+        members = order[shuffled == label]
+        keep = per_class if per_class is not None else max(1, round(len(members) * fraction))
+        chosen.append(members[:keep])
+    kept = torch.cat(chosen)
+    return kept[seeded_permutation(len(kept), seed + 1)]
 
 
 def normalization_statistics(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -157,6 +157,12 @@ MODELS.register(
     description="airbench94's fast CIFAR-10 net: whitening conv, GELU conv groups 64/256/256",
     kind="vision",
 )
+MODELS.register(
+    "minilm",
+    "fathom.models.minilm:minilm",
+    description="all-MiniLM-L6-v2 sentence encoder + linear head (model.init_from=pretrained:minilm)",
+    kind="sequence",
+)
 
 
 def create(name: str, *, init: str = "default", **kwargs: Any) -> nn.Module:
