@@ -91,7 +91,7 @@ class TrainConfig(Section):
     seed: int = 0
     device: str = "auto"
     threads: int | None = Field(None, gt=0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     compile: bool = False
     channels_last: bool = False
     grad_clip_norm: float | None = Field(None, gt=0.0)
