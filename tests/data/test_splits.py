@@ -11,6 +11,7 @@ import torch
 from fathom.data import load
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.splits import finalize
+from fathom.errors import DataError
 
 
 def _table(train: torch.Tensor, test: torch.Tensor, names: list[str]) -> DataBundle:
@@ -109,3 +110,14 @@ def test_given_splits_are_numbered_each_from_zero(mnist_raw):
     rows = torch.cat([bundle.train.rows, bundle.val.rows])
     assert sorted(rows.tolist()) == list(range(300))
     assert torch.equal(bundle.val.inputs, mnist_raw.train.inputs[bundle.val.rows])
+
+
+def test_subset_by_mask_or_index_keeps_rows_and_files_aligned():
+    split = Split(torch.arange(5.0)[:, None], torch.arange(5), torch.arange(10, 15), list("abcde"))
+    by_mask = split.subset(torch.tensor([True, False, True, False, True]))
+    by_index = split.subset(torch.tensor([4, 0]))
+    assert by_mask.rows.tolist() == [10, 12, 14] and by_mask.files == ["a", "c", "e"]
+    assert by_index.rows.tolist() == [14, 10] and by_index.files == ["e", "a"]
+    assert by_index.inputs.flatten().tolist() == [4.0, 0.0]
+    with pytest.raises(DataError, match="3 rows but 5 examples"):
+        Split(torch.zeros(5, 1), torch.zeros(5), torch.arange(3))

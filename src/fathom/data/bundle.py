@@ -54,6 +54,8 @@ class Split:
         return len(self.inputs)
 
     def subset(self, indices: torch.Tensor) -> Split:
+        if indices.dtype == torch.bool:
+            indices = indices.nonzero().flatten()
         rows = self.rows[indices] if self.rows is not None else None
         files = [self.files[int(index)] for index in indices] if self.files is not None else None
         return Split(self.inputs[indices], self.targets[indices], rows, files)
