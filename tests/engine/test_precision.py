@@ -18,6 +18,7 @@ def _x86_cpu(monkeypatch: pytest.MonkeyPatch, *, avx512_bf16: bool, amx: bool) -
     monkeypatch.setattr(features.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,15 @@ def test_auto_on_an_x86_cpu_follows_its_bf16_hardware(monkeypatch, avx512_bf16, 
     assert (precision.name, precision.requested) == (expected, "auto")
     assert precision.dtype == (torch.bfloat16 if expected == "bf16" else None)
     assert not precision.scaler.is_enabled()
+
+
+@pytest.mark.parametrize(("capability", "onednn"), [("AVX2", True), ("AVX512", False)])
+def test_auto_is_fp32_where_kernels_are_held_below_avx512(monkeypatch, capability, onednn):
+    """ATEN_CPU_CAPABILITY=avx2 or ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU: bf16 would be emulated."""
+    _x86_cpu(monkeypatch, avx512_bf16=True, amx=True)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn)
+    assert resolve_precision("auto", CPU) == "fp32"
 
 
 def test_auto_elsewhere_asks_onednn(monkeypatch):

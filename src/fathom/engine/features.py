@@ -21,9 +21,10 @@ X86_NATIVE_BF16 = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bf16 natively (not emulated, which is slower than fp32).
 
-    CPU: AVX-512 BF16 or AMX on x86 (``get_cpu_capability`` says only ``AVX512`` either way, and
-    oneDNN's own check accepts any AVX-512 CPU, where it emulates bf16); elsewhere oneDNN's check.
-    CUDA: compute capability 8.0 or later (Ampere).
+    x86 CPU: AVX-512 BF16 or AMX in the hardware, and neither PyTorch's kernels nor oneDNN held
+    below AVX-512 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``). ``get_cpu_capability`` alone
+    says ``AVX512`` with or without bf16, and oneDNN's check accepts any AVX-512 CPU (it emulates
+    bf16 there). Other CPUs: oneDNN's check. CUDA: compute capability 8.0 or later (Ampere).
     """
     if device.type == "cuda":
         try:
@@ -34,7 +35,12 @@ def native_bf16(device: torch.device) -> bool:
         return False
     x86 = [getattr(torch.cpu, name, None) for name in X86_NATIVE_BF16]
     if platform.machine().lower() in ("x86_64", "amd64") and all(map(callable, x86)):
-        return any(bool(check()) for check in x86)
+        held_back = torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2")
+        return any(bool(check()) for check in x86) and not held_back and _onednn_bf16()
+    return _onednn_bf16()
+
+
+def _onednn_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
