@@ -9,11 +9,14 @@ capability, the AVX-512 BF16 / AMX flags) and what ``auto`` resolved to on it.
 
     python bench/precision_auto.py             # 300 steps, 5 repetitions (a few minutes on 2 cores)
     python bench/precision_auto.py --quick     # a smoke test (seconds)
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/precision_auto.py \
+        --output bench/results/precision_auto-avx2.json   # as on a CPU without AVX-512
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -36,6 +39,8 @@ from fathom.engine.features import native_bf16, resolve_precision  # noqa: E402
 
 VARIANTS = ("bf16", "fp32", "auto")
 RECIPE = "mnist-fast"
+# set both to AVX2 to run this CPU as an AVX2-only one (bf16 emulated), as most laptops are
+KERNEL_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
 def cpu_kind() -> dict[str, Any]:
@@ -46,6 +51,7 @@ def cpu_kind() -> dict[str, Any]:
     found = {name.strip("_").removeprefix("is_"): getattr(torch.cpu, name, lambda: None)()
              for name in flags}  # fmt: skip
     return {
+        "kernel_limits": {name: os.environ.get(name) for name in KERNEL_LIMITS},
         "capability": torch.backends.cpu.get_cpu_capability(),
         **found,
         "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
