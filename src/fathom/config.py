@@ -125,7 +125,7 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = "auto"
     threads: int | None = Field(None, gt=0, le=MAX_THREADS)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     compile: bool = False
     channels_last: bool = False
     # null: the model's default (recurrent models clip at 1.0); 0: no clipping

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import fathom
-from conftest import REPO, make_blobs
 from fathom import models
 from fathom.config import OptimConfig, TrainConfig, TransferConfig
 from fathom.engine import Trainer
@@ -22,6 +21,7 @@ from fathom.nn.classifier import parameter_groups
 from fathom.runs.folder import read_config, write_config
 from fathom.tasks import create as create_task
 from fathom.transfer import GroupFreezing, load_matching, unfreeze_epochs
+from tests_support import REPO, make_blobs
 
 QUIET = {"progress": "none", "batch_size": 16}
 FAST = ["train.diagnostics=false"]

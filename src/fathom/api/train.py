@@ -183,6 +183,7 @@ def train_and_finish(
     update_run_json(
         run_dir, status="completed", message=state.stop_reason, duration_seconds=state.elapsed_seconds,
         epochs_completed=state.epoch, steps=state.step, device=str(trainer.device),
+        precision=trainer.precision.name,
         best=best if state.best_metric is not None else None, test=evaluation,
     )  # fmt: skip
     from fathom.report import write_report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from fathom.data.bundle import DataBundle, LazySplit, Split
@@ -39,6 +41,7 @@ def finalize(
 ) -> DataBundle:
     """Add missing test/val splits (seeded), cap the training set, keep a class-balanced subset
     of labelled examples (few-label experiments), and normalise on train stats."""
+    number_rows(bundle)
     train, val, test = bundle.train, bundle.val, bundle.test
     if test is None:
         train, test = carve(train, test_fraction, seed)
@@ -80,13 +83,46 @@ def few_labels(
     return kept[seeded_permutation(len(kept), seed + 1)]
 
 
-def normalization_statistics(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean/std for images (N, C, ...) and per-column for tables (N, F)."""
+def number_rows(bundle: DataBundle) -> None:
+    """Give each in-memory split without ``rows`` its examples' positions, before any shuffle."""
+    for split in bundle.splits().values():
+        if isinstance(split, Split) and split.rows is None:
+            split.rows = torch.arange(len(split))
+
+
+def normalization_statistics(
+    inputs: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel mean/std for images (N, C, ...) and per-column for tables (N, F), and which
+    channels are constant: those keep std 1 (centred, not scaled), so that a value unseen in
+    training stays a modest number instead of being divided by ~0."""
     dims = [0, *range(2, inputs.dim())]
     values = inputs.double()
     mean = values.mean(dim=dims)
-    std = values.std(dim=dims).clamp_min(1e-6)
-    return mean.float(), std.float()
+    constant = values.amax(dim=dims) == values.amin(dim=dims)
+    spread = values.std(dim=dims) if len(values) > 1 else torch.ones_like(mean)
+    std = torch.where(constant, 1.0, spread)
+    return mean.float(), std.float().clamp_min(1e-30), constant
+
+
+def warn_constant(constant: torch.Tensor, names: list[str] | None) -> None:
+    """One line naming the channels or columns that hold one value throughout training."""
+    indices = constant.nonzero().flatten().tolist()
+    if not indices:
+        return
+    if names is not None and len(names) == len(constant):
+        shown = [names[index] for index in indices]
+        what = "column" if len(shown) == 1 else "columns"
+    else:
+        shown, what = (
+            [str(index) for index in indices],
+            "channel" if len(indices) == 1 else "channels",
+        )
+    listed = ", ".join(shown[:10]) + (f", ... ({len(shown) - 10} more)" if len(shown) > 10 else "")
+    warnings.warn(
+        f"{what} {listed}: the same value in every training example; left unscaled (std 1)",
+        stacklevel=4,
+    )
 
 
 def normalize_inputs(inputs: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
@@ -98,7 +134,8 @@ def normalize_inputs(inputs: torch.Tensor, mean: list[float], std: list[float]) 
 
 
 def apply_normalization(bundle: DataBundle) -> None:
-    mean, std = normalization_statistics(bundle.train.inputs)
+    mean, std, constant = normalization_statistics(bundle.train.inputs)
+    warn_constant(constant, bundle.info.feature_names if bundle.train.inputs.dim() == 2 else None)
     bundle.info.normalization = {"mean": mean.tolist(), "std": std.tolist()}
     for split in bundle.splits().values():
         split.inputs = normalize_inputs(split.inputs.float(), mean.tolist(), std.tolist())
@@ -109,7 +146,8 @@ def apply_lazy_normalization(bundle: DataBundle, seed: int) -> None:
     train = bundle.train
     sample = seeded_permutation(len(train), seed)[:STATISTICS_SAMPLE]
     inputs = torch.stack([train[int(index)][0] for index in sample])
-    mean, std = normalization_statistics(inputs)
+    mean, std, constant = normalization_statistics(inputs)
+    warn_constant(constant, None)
     bundle.info.normalization = {"mean": mean.tolist(), "std": std.tolist()}
     for split in bundle.splits().values():
         split.normalization = bundle.info.normalization
