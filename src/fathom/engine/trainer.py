@@ -23,6 +23,8 @@ from fathom.errors import ConfigError, TrainingDiverged
 if TYPE_CHECKING:
     from fathom.tasks.base import Task
 
+CAP_REACHED = "reached train."  # how a stop at train.max_steps or train.max_seconds begins
+
 
 class Trainer:
     """Trains ``model`` on ``task`` with the loaders given; the plumbing, not the maths."""
@@ -158,13 +160,18 @@ class Trainer:
 
     def _stop_if_done(self) -> None:
         """Raise ``StopTraining`` once ``max_steps`` or ``max_seconds`` is spent, or at once when
-        the state restored from a checkpoint had already stopped."""
+        the state restored from a checkpoint had stopped for another reason (early stopping).
+
+        A cap is checked against the current config, so a capped run resumed with a larger cap
+        goes on."""
         if self.state.stop_reason is not None:
-            raise StopTraining(self.state.stop_reason)
+            if not self.state.stop_reason.startswith(CAP_REACHED):
+                raise StopTraining(self.state.stop_reason)
+            self.state.stop_reason = None
         if self.config.max_steps and self.state.step >= self.config.max_steps:
-            raise StopTraining(f"reached train.max_steps={self.config.max_steps}")
+            raise StopTraining(f"{CAP_REACHED}max_steps={self.config.max_steps}")
         if self.config.max_seconds and self._training_seconds() >= self.config.max_seconds:
-            raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}")
+            raise StopTraining(f"{CAP_REACHED}max_seconds={self.config.max_seconds:g}")
 
     def _training_seconds(self) -> float:
         """Seconds of training so far in this run, resumed parts included."""
