@@ -235,6 +235,7 @@ def test_a_restored_state_stopped_early_trains_no_more_and_a_larger_cap_goes_on(
     longer.restore(tensors, saved)
     assert (longer.fit().step, longer.state.stop_reason) == (8, "reached train.max_steps=8")
     saved["train_state"]["stop_reason"] = "early stopping: no better val loss for 2 epochs"
+    saved["train_state"]["stopped_by_callback"] = True  # a callback's stop is final
     stopped = trainer_for(blobs, epochs=3)
     stopped.restore(tensors, saved)
     assert stopped.fit().step == 5 and stopped.state.stop_reason.startswith("early stopping")
