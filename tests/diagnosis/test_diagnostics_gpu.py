@@ -7,8 +7,8 @@ from torch import nn
 
 from fathom.config import OptimConfig, TrainConfig
 from fathom.data.loader import TensorLoader
-from fathom.engine import Trainer
 from fathom.diagnosis import Diagnostics
+from fathom.engine import Trainer
 from fathom.tasks.classification import Classification
 
 pytestmark = [

@@ -12,8 +12,8 @@ from torch import nn
 
 import fathom
 from fathom.cli import main
-from fathom.errors import ConfigError, FathomError
 from fathom.diagnosis.explain import attention_maps, attribute, last_convolution, rank_correlation
+from fathom.errors import ConfigError, FathomError
 from fathom.models.init import initialize
 
 pytestmark = pytest.mark.slow

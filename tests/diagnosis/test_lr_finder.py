@@ -15,9 +15,9 @@ import fathom
 from fathom.cli import main
 from fathom.config import OptimConfig, TrainConfig
 from fathom.data.loader import TensorLoader
+from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 from fathom.engine import Trainer
 from fathom.errors import ConfigError
-from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
 from fathom.tasks.classification import Classification
 
 

@@ -11,6 +11,8 @@ import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fathom.diagnosis import remedies
+
 if TYPE_CHECKING:
     from fathom.diagnosis.doctor import Facts
 
@@ -113,7 +115,11 @@ def exploding_gradients(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "evidence": f"gradient norm of {layer} reached {peaks[layer]:.3g} "
         f"(median over layers {typical:.3g}); a healthy network stays below ~10",
         "remedy": "clip gradients, lower the learning rate, initialise with a smaller scale",
-        "overrides": ["train.grad_clip_norm=1.0", "model.init=kaiming_normal"],
+        "overrides": [
+            "train.grad_clip_norm=1.0",
+            "model.init=kaiming_normal",
+            *(_lr_advice(facts, 1.0, 0.3, 0.3) if facts.run.get("grad_clip_norm") else []),
+        ],
     }
 
 
@@ -157,12 +163,16 @@ def saturated_activations(facts: Facts, found: set[str]) -> dict[str, Any] | Non
 
 
 def _loss_change(facts: Facts) -> tuple[float, float] | None:
-    """(starting loss, lowest loss of the second half); a classifier starts at log(classes)."""
+    """(starting loss, lowest logged loss of the second half). The start is the loss of the very
+    first step (before any blow-up; the first logged loss averages many steps), and for a
+    classifier at most log(classes), what an untrained one scores; old runs: the first logged."""
     losses = facts.series(facts.train, "loss")
     if len(losses) < 2:
         return None
+    start = facts.first_loss if facts.first_loss is not None else losses[0]
     counts = facts.data.get("class_counts")
-    start = math.log(len(counts)) if facts.task == "classification" and counts else losses[0]
+    if facts.task == "classification" and counts:
+        start = min(start, math.log(len(counts))) if facts.first_loss else math.log(len(counts))
     return start, min(losses[len(losses) // 2 :])
 
 
@@ -245,7 +255,7 @@ def overfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "remedy": "stop early, add weight decay, dropout or augmentation, or get more data",
         "overrides": [
             "train.early_stopping.patience=3",
-            "optim.weight_decay=0.05",
+            *remedies.stronger_weight_decay(facts),
             "model.dropout=0.3",
         ],
     }
@@ -257,18 +267,24 @@ def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         return None
     train_accuracy = facts.series(facts.train, "accuracy")
     val_accuracy = facts.series(facts.val, "accuracy")
-    if not train_accuracy or not val_accuracy or facts.task != "classification":
+    if not train_accuracy or facts.task != "classification":
         return None
-    final_train, final_val = train_accuracy[-1], val_accuracy[-1]
-    if final_train >= UNDERFIT_ACCURACY or final_train - final_val > 0.05:
+    final_train = train_accuracy[-1]
+    if final_train >= UNDERFIT_ACCURACY or _overfitting_evidence(facts) is not None:
         return None
+    shown = f" (validation {val_accuracy[-1]:.1%})" if val_accuracy else ""
+    decay = facts.run.get("weight_decay")
     return {
         "key": "underfitting",
         "title": "Underfitting",
-        "evidence": f"training accuracy is only {final_train:.1%} (validation {final_val:.1%}): "
+        "evidence": f"training accuracy is only {final_train:.1%}{shown}: "
         "the model does not fit even the data it trains on",
         "remedy": "use a larger model, train longer, or reduce regularisation",
-        "overrides": ["model.hidden=[256,256]", "train.epochs=30", "optim.weight_decay=0"],
+        "overrides": [
+            *remedies.larger_model(facts),
+            *remedies.longer_training(facts),
+            *(["optim.weight_decay=0"] if decay else []),
+        ],
     }
 
 
