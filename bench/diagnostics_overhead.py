@@ -36,10 +36,10 @@ WORKLOADS: dict[str, tuple[str | None, list[str], list[str]]] = {
     "default": (None, [], ["train.epochs=2"]),
     "mnist": ("mnist", ["data.limit=12000", "train.epochs=1", "train.precision=fp32"],
               ["data.limit=1000", "train.epochs=1", "train.precision=fp32"]),
-    "sentiment": ("sentiment", ["train.epochs=2"], ["train.max_steps=20"]),
-    "charlm": ("tinyshakespeare", ["train.max_steps=40", "train.precision=fp32"],
+    "sentiment": ("sentiment", ["train.epochs=1"], ["train.max_steps=20"]),
+    "charlm": ("tinyshakespeare", ["train.max_steps=12", "train.precision=fp32"],
                ["train.max_steps=3", "train.precision=fp32", "model.depth=1", "model.dim=32"]),
-    "gan": (None, ["recipe=mnist-gan", "train.max_steps=400", "data.limit=12000"],
+    "gan": (None, ["recipe=mnist-gan", "train.max_steps=300", "data.limit=12000"],
             ["recipe=mnist-gan", "train.max_steps=10", "data.limit=1000"]),
 }  # fmt: skip
 LOAD_NOTE = (
@@ -48,10 +48,12 @@ LOAD_NOTE = (
 )
 
 
-def one_run(workload: str, diagnostics: bool, args: argparse.Namespace, folder: Path) -> dict:
-    dataset, overrides, quick = WORKLOADS[workload]
+def one_run(
+    workload: str, diagnostics: bool, args: argparse.Namespace, folder: Path, quick: bool = False
+) -> dict:
+    dataset, overrides, small = WORKLOADS[workload]
     settings = [
-        *(quick if args.quick else overrides),
+        *(small if quick or args.quick else overrides),
         f"train.diagnostics={str(diagnostics).lower()}",
         f"train.threads={args.threads}",
         f"data.data_dir={DATA_DIR}",
@@ -69,7 +71,7 @@ def one_run(workload: str, diagnostics: bool, args: argparse.Namespace, folder: 
 
 def measure(workload: str, args: argparse.Namespace, repetitions: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        one_run(workload, True, args, Path(folder))  # warm-up: imports, data cache, allocator
+        one_run(workload, True, args, Path(folder), quick=True)  # warm-up: imports, caches
         runs: dict[str, list[dict]] = {"off": [], "on": []}
         loads = []
         for repetition in range(repetitions):

@@ -8,8 +8,7 @@ update-to-weight ratios. Data checks run once at fit start and per-example train
 fit end, both on bounded subsets. **Cost**: the callback times itself and samples only while its
 total time stays within ``budget`` (5%) of the training time measured so far, so its cost is
 proportional to training whatever the model or data size; the figures are drawn at fit end only
-when the budget leaves room for them or a problem was found (``fathom doctor RUN`` draws them
-always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end the doctor turns it into
+when the budget leaves room for them (``fathom doctor RUN`` draws them always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end the doctor turns it into
 ``RUN/diagnosis.json`` and a report section. The only per-step cost is one hook on the whole
 model checking that its output is finite (every step on CPU, on sampled steps on accelerators);
 when it is not, the same batch is run again through hooks before the weights are updated, to name
@@ -303,8 +302,7 @@ class Diagnostics(Callback):
         metrics = list(getattr(trainer.log, "records", []))
         self.diagnoses = diagnose_records(self.records, metrics, trainer.task.name)
         if self.run_dir is not None:
-            draw = bool(self.diagnoses) or self.room_for_figures()
-            save_diagnosis(self.run_dir, self.diagnoses, self.records, figures=draw)
+            save_diagnosis(self.run_dir, self.diagnoses, self.records, self.room_for_figures())
         return self.diagnoses
 
     # ------------------------------------------------------------ bookkeeping

@@ -357,10 +357,11 @@ def leakage(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     if not leaked:
         return None
     shown = "; ".join(
-        f"{info['in_train']} of {info['rows']} {name} rows are copies of training rows "
-        f"(e.g. rows {', '.join(map(str, info['first'][:5]))})"
+        f"{info['in_train']} of {info['rows']} {name} rows are copies of training rows"
+        + (f" once the id-like column {', '.join(info['ignoring'])} is left out" if info.get("ignoring") else "")
+        + f" (e.g. rows {', '.join(map(str, info['first'][:5]))})"
         for name, info in leaked.items()
-    )
+    )  # fmt: skip
     return {
         "key": "leakage",
         "title": "Train/test leakage (duplicates across splits)",
