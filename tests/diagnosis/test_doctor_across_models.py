@@ -103,6 +103,8 @@ def test_remedies_name_only_options_the_model_takes():
     assert "model.hidden_size=128" in recurrent
     custom = diagnose_records([run_record(model=None)], metrics)[0].overrides
     assert not any(item.startswith("model.") for item in custom)
+    learning = [{**record, "loss": 2.0 / (i + 1)} for i, record in enumerate(metrics)]
+    assert diagnose_records([run_record()], learning) == []  # still learning fast: not underfit
 
 
 def test_without_a_validation_split_the_skipped_check_is_said():

@@ -36,6 +36,7 @@ from fathom.diagnosis.measures import (
     first_tensor,
     run_facts,
     update_statistics,
+    weighted_leaves,
 )
 from fathom.engine.callbacks import Callback
 from fathom.errors import TrainingDiverged
@@ -47,6 +48,7 @@ __all__ = ["Diagnostics", "activation_statistics", "read_records"]
 
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 BUDGET = 0.05  # the callback's time, as a fraction of the training time measured so far
+SAMPLING_SHARE = 0.7  # of the budget, for samples: the rest covers fit-end work and dispatch
 MIN_GAP = 10  # steps between two samples, at least
 PLOT_SECONDS = 1.0  # what drawing the three figures costs on a laptop CPU (measured 0.7-0.9 s)
 
@@ -77,6 +79,7 @@ class Diagnostics(Callback):
         self.spent = 0.0  # seconds inside this callback since fit start
         self._clock = time.perf_counter()
         self._first_step, self._last_sample, self._sample_cost = 0, -1, 0.0
+        self._end_started = (0.0, 0.0)  # (spent, reserve) when the fit-end checks began
         self._hooks: list[Any] = []
         self._layers: dict[str, dict[str, torch.Tensor]] = {}
         self._order: list[str] = []
@@ -93,8 +96,6 @@ class Diagnostics(Callback):
         self._clock, self.spent = time.perf_counter(), 0.0
         self._first_step = trainer.state.step
         self._guard("resume", lambda: self._keep_records_until(trainer.state.step))
-        if not any(record.get("kind") == "data" for record in self.records):
-            self._guard("data checks", lambda: self._write(self._data_record(trainer)))
         self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle)))
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
 
@@ -116,6 +117,11 @@ class Diagnostics(Callback):
 
     def fit_end(self, trainer: Trainer) -> None:
         self._remove_hooks()
+        self._end_started = (
+            self.spent,
+            (1 - SAMPLING_SHARE) * self.budget * self.trained_seconds(),
+        )
+        self._guard("data checks", lambda: self._write_data_checks(trainer))
         self._guard("examples", lambda: self._write_examples(trainer))
         self._guard("doctor", lambda: self.diagnose(trainer))
 
@@ -125,6 +131,11 @@ class Diagnostics(Callback):
         if not isinstance(error, TrainingDiverged):
             return
         self._guard("non-finite", lambda: self._locate_nonfinite(trainer, error))
+        self._end_started = (
+            self.spent,
+            (1 - SAMPLING_SHARE) * self.budget * self.trained_seconds(),
+        )
+        self._guard("data checks", lambda: self._write_data_checks(trainer))
         self._guard("doctor", lambda: self.diagnose(trainer))
 
     # ----------------------------------------------------------------- budget
@@ -148,7 +159,17 @@ class Diagnostics(Callback):
             return False
         trained = self.trained_seconds()
         cost = self._sample_cost or trained / (step - self._first_step)  # about one step
-        return self.spent + cost <= self.budget * trained
+        return self.spent + cost <= SAMPLING_SHARE * self.budget * trained
+
+    def left(self) -> float:
+        """Seconds of the budget not yet spent (unlimited when ``every`` is set)."""
+        return math.inf if self.every else self.budget * self.trained_seconds() - self.spent
+
+    def fit_end_allowance(self) -> float:
+        """Seconds for the fit-end checks: what is left of the budget, and at least the share
+        kept back from sampling (samples may have used more than theirs)."""
+        spent_at_end, reserve = self._end_started
+        return max(self.left(), reserve - (self.spent - spent_at_end))
 
     def room_for_figures(self) -> bool:
         return self.every > 0 or self.spent + PLOT_SECONDS <= self.budget * self.trained_seconds()
@@ -176,7 +197,7 @@ class Diagnostics(Callback):
                 self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
         self._before = {
             name: [p.detach().clone() for p in module.parameters(recurse=False)]
-            for name, module in _weighted_leaves(model)
+            for name, module in weighted_leaves(model)
         }
         self._sample_seconds = time.perf_counter() - self._sample_started
 
@@ -203,7 +224,7 @@ class Diagnostics(Callback):
         scaler = trainer.precision.scaler
         scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
         norms: dict[str, torch.Tensor] = {}
-        for name, module in _weighted_leaves(trainer.model):
+        for name, module in weighted_leaves(trainer.model):
             grads = [p.grad for p in module.parameters(recurse=False) if p.grad is not None]
             if grads and name in self._layers:
                 norms[name] = torch.stack([g.detach().float().norm() for g in grads]).norm() / scale
@@ -224,7 +245,7 @@ class Diagnostics(Callback):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-        for name, module in _weighted_leaves(trainer.model):
+        for name, module in weighted_leaves(trainer.model):
             before = self._before.get(name)
             if name in self._layers and before:
                 after = [p.detach() for p in module.parameters(recurse=False)]
@@ -267,16 +288,27 @@ class Diagnostics(Callback):
         self._hooks, self._root_hooks = [], []
 
     # --------------------------------------------------------- data and examples
-    def _data_record(self, trainer: Trainer) -> dict[str, Any]:
-        record: dict[str, Any] = {"kind": "data", "step": 0}
-        if self.bundle is not None:
-            record.update(datachecks.check_bundle(self.bundle))
-        return record
+    def _write_data_checks(self, trainer: Trainer) -> None:
+        """At fit end, when the training time is known: input scale and class counts (bounded
+        subsets) always; the duplicate search over every row when the budget covers it."""
+        if self.bundle is None or any(r.get("kind") == "data" for r in self.records):
+            return
+        affordable = datachecks.duplicate_seconds(self.bundle) <= self.fit_end_allowance()
+        record = datachecks.check_bundle(self.bundle, duplicates=affordable)
+        self._write({"kind": "data", "step": 0, **record})
 
     def _write_examples(self, trainer: Trainer) -> None:
+        """Per-example losses on as many of the first training rows (up to 512) as the budget
+        covers, at a third of a training step's time per row (a forward pass only)."""
         if self.bundle is None or getattr(trainer.task, "name", "") != "classification":
             return
-        losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device)
+        steps = max(1, trainer.state.step - self._first_step)
+        batch = max(1, getattr(trainer.train_loader, "batch_size", 64) or 64)
+        per_row = self.trained_seconds() / (3 * steps * batch)
+        rows = int(min(datachecks.EXAMPLE_SAMPLE, self.fit_end_allowance() / max(per_row, 1e-9)))
+        if rows < datachecks.EXAMPLE_MINIMUM:
+            return
+        losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device, rows)
         if losses is not None:
             self._write({"kind": "examples", "step": trainer.state.step, **losses})
 
@@ -341,15 +373,6 @@ class Diagnostics(Callback):
                 warnings.warn(f"diagnostics ({what}) skipped: {error}", stacklevel=2)
         finally:
             self.spent += time.perf_counter() - started
-
-
-def _weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [
-        (name or "model", module)
-        for name, module in model.named_modules()
-        if next(module.children(), None) is None
-        and any(p.requires_grad for p in module.parameters(recurse=False))
-    ]
 
 
 def _step(line: str) -> int:

@@ -155,6 +155,11 @@ def not_checked(facts: Facts) -> list[str]:
             "overfitting: the run has no validation split (data.val_fraction=0); "
             "underfitting was judged on training accuracy alone"
         )
+    if facts.data and facts.data.get("duplicates", {}) is None:
+        notes.append(
+            "leakage: the search for copies across splits did not fit this short run's time "
+            "budget; 'fathom doctor RUN' runs it"
+        )
     if facts.run and not facts.samples:
         notes.append("layer statistics: the run was too short to sample within the time budget")
     return notes
@@ -184,16 +189,22 @@ def save_diagnosis(
 ) -> None:
     """RUN/diagnosis.json, the diagnostics plots (``figures=False``: not drawn now; they cost
     about a second, which a short run's budget does not cover) and the report section."""
-    from fathom.diagnosis.plots import plot_diagnostics
     from fathom.io import atomic_write_json
-    from fathom.report import save_section
+    from fathom.report.sections import save_section  # the figures' matplotlib only when drawn
 
     saved = {
         "diagnoses": [d.to_dict() for d in diagnoses],
         "not_checked": list(getattr(diagnoses, "not_checked", [])),
     }
     atomic_write_json(Path(run_dir) / DIAGNOSIS_FILE, saved)
-    images = plot_diagnostics(diagnostics, Path(run_dir) / "plots", draw=figures)
+    images: list[Path] = []
+    if figures:
+        from fathom.diagnosis.plots import plot_diagnostics
+
+        images = plot_diagnostics(diagnostics, Path(run_dir) / "plots")
+    else:  # figures of an earlier part of a resumed run would show stale statistics
+        for stale in (Path(run_dir) / "plots").glob("diagnostics_*.png"):
+            stale.unlink(missing_ok=True)
     relative = [f"plots/{path.name}" for path in images]
     text = (
         "No problems found in the training statistics."
@@ -239,7 +250,8 @@ def diagnose_run(
     run_dir = Path(run_dir)
     records = read_records(run_dir)
     task = str((read_json(run_dir / "run.json") or {}).get("task") or "classification")
-    if load_bundle is not None and not any(r.get("kind") == "data" for r in records):
+    data = [r for r in records if r.get("kind") == "data"]
+    if load_bundle is not None and (not data or data[-1].get("duplicates", {}) is None):
         with contextlib.suppress(Exception):  # the dataset may be gone: diagnose without it
             records.append({"kind": "data", "step": 0, **check_bundle(load_bundle())})
     diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), task)

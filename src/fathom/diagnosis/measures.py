@@ -92,3 +92,12 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, simple)
         or (isinstance(value, (list, tuple)) and all(isinstance(v, simple) for v in value))
     }
+
+
+def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name or "model", module)
+        for name, module in model.named_modules()
+        if next(module.children(), None) is None
+        and any(p.requires_grad for p in module.parameters(recurse=False))
+    ]

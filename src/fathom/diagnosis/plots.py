@@ -119,15 +119,7 @@ def plot_activation_health(samples: list[dict[str, Any]], path: Path) -> Path | 
     return save_figure(figure, path)
 
 
-FIGURES = ("diagnostics_layers.png", "diagnostics_gradient_flow.png", "diagnostics_activations.png")
-
-
-def plot_diagnostics(records: list[dict[str, Any]], folder: Path, draw: bool = True) -> list[Path]:
-    """Draw the figures (``draw=False``: remove stale ones instead); returns those written."""
-    if not draw:
-        for name in FIGURES:
-            (folder / name).unlink(missing_ok=True)
-        return []
+def plot_diagnostics(records: list[dict[str, Any]], folder: Path) -> list[Path]:
     samples = [record for record in records if record.get("kind") == "sample"]
     made = [
         plot_statistics(samples, folder / "diagnostics_layers.png"),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fathom.diagnosis.doctor import Facts
 
+HEALTHY_UPDATE_RATIO = 3e-3  # update-to-weight ratio per step of a well-set learning rate
 WIDTH_OPTIONS = ("hidden", "width", "dim", "channels", "hidden_size")
 RUN_SETTINGS = {  # override key -> the run fact holding its value now
     "train.grad_clip_norm": "grad_clip_norm",
@@ -117,3 +118,21 @@ def stronger_weight_decay(facts: Facts) -> list[str]:
     current = facts.run.get("weight_decay")
     current = float(current) if isinstance(current, (int, float)) else 0.0
     return [f"optim.weight_decay={max(0.05, 2 * current):.3g}"]
+
+
+def learning_rate(facts: Facts, ratio: float, low: float, high: float) -> list[str]:
+    """The run's learning rate times what brings ``ratio`` to a healthy one, within [low, high]."""
+    rate = facts.learning_rate()
+    if rate is None or not ratio > 0:
+        return []
+    factor = min(max(HEALTHY_UPDATE_RATIO / ratio, low), high)
+    return [f"optim.lr={rate * factor:.2g}"]
+
+
+def after_divergence(facts: Facts) -> list[str]:
+    """A learning rate for the rerun: from the update sizes sampled before the divergence (to a
+    healthy ratio), else a tenth of the run's."""
+    ratio = facts.largest_update_ratio()
+    if ratio is not None and ratio > HEALTHY_UPDATE_RATIO:
+        return learning_rate(facts, ratio, 1e-3, 0.1)
+    return learning_rate(facts, 1.0, 0.1, 0.1)

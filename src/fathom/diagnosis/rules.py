@@ -22,7 +22,6 @@ DEAD_FRACTION = 0.5
 SATURATED_FRACTION = 0.5
 UPDATE_RATIO_HIGH = 0.1  # update-to-weight ratio per step (healthy: about 1e-3)
 UPDATE_RATIO_LOW = 1e-4
-HEALTHY_UPDATE_RATIO = 3e-3
 FEATURE_SCALE = 20.0
 IMBALANCE_RATIO = 0.25
 CONFIDENTLY_WRONG = 0.1
@@ -39,14 +38,6 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _lr_advice(facts: Facts, ratio: float, low: float, high: float) -> list[str]:
-    rate = facts.learning_rate()
-    if rate is None or not ratio > 0:
-        return []
-    factor = min(max(HEALTHY_UPDATE_RATIO / ratio, low), high)
-    return [f"optim.lr={rate * factor:.2g}"]
-
-
 def non_finite(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     record = facts.nonfinite
     if record is None:
@@ -61,7 +52,7 @@ def non_finite(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "title": "NaN/Inf during training",
         "evidence": evidence,
         "remedy": "lower the learning rate and clip gradients; check the inputs for NaN",
-        "overrides": [*_lr_advice(facts, 1.0, 0.1, 0.1), "train.grad_clip_norm=1.0"],
+        "overrides": [*remedies.after_divergence(facts), "train.grad_clip_norm=1.0"],
     }
 
 
@@ -118,7 +109,11 @@ def exploding_gradients(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "overrides": [
             "train.grad_clip_norm=1.0",
             "model.init=kaiming_normal",
-            *(_lr_advice(facts, 1.0, 0.3, 0.3) if facts.run.get("grad_clip_norm") else []),
+            *(
+                remedies.learning_rate(facts, 1.0, 0.3, 0.3)
+                if facts.run.get("grad_clip_norm")
+                else []
+            ),
         ],
     }
 
@@ -193,7 +188,7 @@ def lr_too_high(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "title": "Learning rate too high",
         "evidence": evidence,
         "remedy": "lower the learning rate (or run 'fathom lr-find' / optim.lr=auto)",
-        "overrides": _lr_advice(facts, ratio, 1e-4, 0.1),
+        "overrides": remedies.learning_rate(facts, ratio, 1e-4, 0.1),
     }
 
 
@@ -212,7 +207,7 @@ def lr_too_low(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "evidence": f"median update-to-weight ratio per step is {ratio:.2g} (healthy: ~1e-3); "
         f"training loss only went from {change[0]:.3g} to {change[1]:.3g}",
         "remedy": "raise the learning rate (or run 'fathom lr-find' / optim.lr=auto)",
-        "overrides": _lr_advice(facts, ratio, 10.0, 1e4),
+        "overrides": remedies.learning_rate(facts, ratio, 10.0, 1e4),
     }
 
 
@@ -261,6 +256,14 @@ def overfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     }
 
 
+def _still_falling(losses: list[float]) -> bool:
+    """Did the training loss fall by more than a tenth over the last quarter of the run?"""
+    if len(losses) < 4:
+        return False
+    quarter = max(1, len(losses) // 4)
+    return min(losses[-quarter:]) < 0.9 * min(losses[:-quarter])
+
+
 def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     symptoms = {"lr_too_low", "label_noise", "vanishing_gradients", "exploding_gradients"}
     if found & (ROOT_CAUSES | symptoms | {"dead_relus", "saturated_activations"}):
@@ -272,6 +275,8 @@ def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     final_train = train_accuracy[-1]
     if final_train >= UNDERFIT_ACCURACY or _overfitting_evidence(facts) is not None:
         return None
+    if _still_falling(facts.series(facts.train, "loss")):
+        return None  # a run stopped while learning fast needs more steps, not another model
     shown = f" (validation {val_accuracy[-1]:.1%})" if val_accuracy else ""
     decay = facts.run.get("weight_decay")
     return {

@@ -198,3 +198,40 @@ def by_name(name: str) -> Fault:
 
 def describe(setup: Setup) -> dict[str, Any]:
     return {"rows": len(setup.bundle.train), "overrides": setup.overrides}
+
+
+# ------------------------------------------------------------- faults planted the CLI way
+@dataclass
+class CliFault:
+    """A fault planted as a user plants it: ``fathom train TARGET OVERRIDES...`` (``target``: a
+    dataset or recipe name, or None for the embedded default). ``expected`` is the diagnosis the
+    doctor must give (None: a healthy run, no diagnosis at all); ``repairable``: the overrides the
+    doctor prints must remove the fault and bring the accuracy back."""
+
+    name: str
+    description: str
+    target: str | None
+    overrides: list[str]
+    expected: str | None
+    model: str | None = None  # fathom train --model NAME
+    repairable: bool = True
+
+
+CLI_COMMON = ["train.threads=1", "run.progress=none"]
+CLI_FAULTS: list[CliFault] = [
+    CliFault("cnn_healthy", "the embedded default, 6 epochs", None, ["train.epochs=6"], None),
+    CliFault("cnn_lr_low", "CNN on digits, AdamW lr 3e-6", None,
+             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low"),
+    CliFault("cnn_diverges", "CNN on digits, SGD lr 40 (NaN)", None,
+             ["train.epochs=6", "optim.name=sgd", "optim.lr=40", "schedule.name=constant"],
+             "non_finite"),
+    CliFault("mlp_underfit", "MLP with a 1-unit hidden layer on digits", None,
+             ["model.hidden=[1]", "train.epochs=8"], "underfitting", "mlp"),
+    CliFault("mlp_no_validation", "MLP with a 1-unit hidden layer, no validation split", None,
+             ["model.hidden=[1]", "train.epochs=8", "data.val_fraction=0"], "underfitting", "mlp"),
+]  # fmt: skip
+"""Small enough for the tests (seconds each on digits); bench/sabotage.py adds larger ones."""
+
+
+def cli_fault(name: str) -> CliFault:
+    return next(fault for fault in CLI_FAULTS if fault.name == name)
