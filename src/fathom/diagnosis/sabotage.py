@@ -225,10 +225,12 @@ CLI_FAULTS: list[CliFault] = [
     CliFault("cnn_diverges", "CNN on digits, SGD lr 40 (NaN)", None,
              ["train.epochs=6", "optim.name=sgd", "optim.lr=40", "schedule.name=constant"],
              "non_finite"),
-    CliFault("mlp_underfit", "MLP with a 1-unit hidden layer on digits", None,
-             ["model.hidden=[1]", "train.epochs=8"], "underfitting", "mlp"),
-    CliFault("mlp_no_validation", "MLP with a 1-unit hidden layer, no validation split", None,
-             ["model.hidden=[1]", "train.epochs=8", "data.val_fraction=0"], "underfitting", "mlp"),
+    CliFault("mlp_underfit", "MLP with a 1-unit GELU hidden layer on digits", None,
+             ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8"], "underfitting",
+             "mlp"),
+    CliFault("mlp_no_validation", "the same, no validation split", None,
+             ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8",
+              "data.val_fraction=0"], "underfitting", "mlp"),
 ]  # fmt: skip
 """Small enough for the tests (seconds each on digits); bench/sabotage.py adds larger ones."""
 
