@@ -232,7 +232,28 @@ CLI_FAULTS: list[CliFault] = [
              ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8",
               "data.val_fraction=0"], "underfitting", "mlp"),
 ]  # fmt: skip
-"""Small enough for the tests (seconds each on digits); bench/sabotage.py adds larger ones."""
+"""Small enough for the tests (seconds each on digits); ``CLI_BENCH_FAULTS`` are the larger ones
+that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
+the shared datasets)."""
+
+CLI_BENCH_FAULTS: list[CliFault] = [
+    CliFault("mnist_tiny_folder_healthy", "image folder (mnist_tiny), CNN", "DATA/mnist_tiny",
+             ["train.epochs=5"], None),
+    CliFault("mnist_tiny_folder_lr_high", "image folder, AdamW lr 0.5", "DATA/mnist_tiny",
+             ["train.epochs=5", "optim.name=adamw", "optim.lr=0.5"], "lr_too_high"),
+    CliFault("sentiment_healthy", "sentiment recipe, 2 epochs", "sentiment", ["train.epochs=2"],
+             None),
+    CliFault("sentiment_lstm_sgd_lr5", "LSTM on sentiment, SGD lr 5", "sentiment",
+             ["train.epochs=2", "optim.name=sgd", "optim.lr=5", "optim.weight_decay=0"],
+             "lr_too_high", "lstm"),
+    CliFault("gan_healthy", "mnist-gan recipe, 300 steps", "mnist",
+             ["recipe=mnist-gan", "train.max_steps=300", "data.limit=12000"], None),
+    CliFault("charlm_healthy", "tinyshakespeare recipe, 30 steps, fp32", "tinyshakespeare",
+             ["train.max_steps=30", "train.precision=fp32"], None),
+    CliFault("charlm_adamw_lr005", "char-LM, AdamW lr 0.05 (clipped)", "tinyshakespeare",
+             ["train.max_steps=30", "train.precision=fp32", "optim.name=adamw", "optim.lr=0.05"],
+             "lr_too_high"),
+]  # fmt: skip
 
 
 def cli_fault(name: str) -> CliFault:
