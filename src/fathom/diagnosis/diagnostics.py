@@ -80,6 +80,7 @@ class Diagnostics(Callback):
         self._clock = time.perf_counter()
         self._first_step, self._last_sample, self._sample_cost = 0, -1, 0.0
         self._end_started = (0.0, 0.0)  # (spent, reserve) when the fit-end checks began
+        self._planned = math.inf  # steps this fit will train (epochs x batches, or max_steps)
         self._hooks: list[Any] = []
         self._layers: dict[str, dict[str, torch.Tensor]] = {}
         self._order: list[str] = []
@@ -95,6 +96,8 @@ class Diagnostics(Callback):
     def fit_start(self, trainer: Trainer) -> None:
         self._clock, self.spent = time.perf_counter(), 0.0
         self._first_step = trainer.state.step
+        planned = trainer.epochs * len(trainer.train_loader)
+        self._planned = min(planned, trainer.config.max_steps or planned)
         self._guard("resume", lambda: self._keep_records_until(trainer.state.step))
         self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle)))
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
@@ -153,8 +156,8 @@ class Diagnostics(Callback):
             return False
         if self.every:
             return step % self.every == 0
-        if self._last_sample < self._first_step:
-            return True
+        if self._last_sample < self._first_step:  # a sample ~ a step: only if the run pays for it
+            return (self._planned - self._first_step) * SAMPLING_SHARE * self.budget >= 1
         if step - self._last_sample < MIN_GAP:
             return False
         trained = self.trained_seconds()
@@ -166,10 +169,9 @@ class Diagnostics(Callback):
         return math.inf if self.every else self.budget * self.trained_seconds() - self.spent
 
     def fit_end_allowance(self) -> float:
-        """Seconds for the fit-end checks: what is left of the budget, and at least the share
-        kept back from sampling (samples may have used more than theirs)."""
-        spent_at_end, reserve = self._end_started
-        return max(self.left(), reserve - (self.spent - spent_at_end))
+        """Seconds for each of the two fit-end checks: what is left of the budget, and at least
+        half the share kept back from sampling (samples may have used more than theirs)."""
+        return max(self.left(), self._end_started[1] / 2)
 
     def room_for_figures(self) -> bool:
         return self.every > 0 or self.spent + PLOT_SECONDS <= self.budget * self.trained_seconds()
