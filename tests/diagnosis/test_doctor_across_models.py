@@ -125,9 +125,9 @@ def test_regression_loss_trend_starts_from_the_first_step():
     big = {"grad_norm": 1.0, "update_ratio": 0.5, "std": 1.0}
     samples = [{"kind": "sample", "step": s, "layers": {"a": big, "b": big}} for s in (1, 11)]
     metrics = [{"kind": "train", "loss": loss, "lr": 1.0} for loss in (50.0, 5.0, 1.2, 1.1)]
-    assert diagnose_records(samples, metrics, "regression") == []  # from 50: 'the loss fell'
+    assert diagnose_records(samples, metrics, classifier=False) == []  # from 50: 'the loss fell'
     first = {"kind": "first_loss", "step": 1, "loss": 1.0}
-    found = diagnose_records([first, *samples], metrics, "regression")
+    found = diagnose_records([first, *samples], metrics, classifier=False)
     assert [d.key for d in found] == ["lr_too_high"]
 
 

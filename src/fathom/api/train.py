@@ -15,6 +15,7 @@ from fathom.assemble import (
     build_model,
     build_trainer,
     load_data,
+    make_task,
     prepare,
     seed_everything,
 )
@@ -85,10 +86,11 @@ def start_run_record(
     lineage = lineage_of(network)
     parameters = sum(p.numel() for p in network.parameters())
     model = {"name": config.model.name, "parameters": parameters, "registered": lineage is not None}
+    classifier = make_task(config, bundle.info).is_classifier
     update_run_json(
         run_dir, name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
         versions=versions(), git=git_revision(), seed=config.train.seed, task=bundle.info.task,
-        data=bundle.info.to_dict(), model=model, lineage=lineage,
+        classifier=classifier, data=bundle.info.to_dict(), model=model, lineage=lineage,
     )  # fmt: skip
 
 

@@ -171,9 +171,7 @@ def check_bundle(bundle: DataBundle, duplicates: bool = True) -> dict[str, Any]:
         "normalized": bundle.info.normalization is not None,
         "train_rows": len(bundle.train),
         "scale": input_scale(bundle.train),
-        "class_counts": class_counts(bundle.train)
-        if bundle.info.task == "classification"
-        else None,
+        "class_counts": class_counts(bundle.train) if bundle.info.num_classes else None,
         "class_names": bundle.info.class_names,
         "duplicates": duplicates_across_splits(bundle) if duplicates else None,
     }

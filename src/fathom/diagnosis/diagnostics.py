@@ -303,7 +303,7 @@ class Diagnostics(Callback):
     def _write_examples(self, trainer: Trainer) -> None:
         """Per-example losses on as many of the first training rows (up to 512) as the budget
         covers, at a third of a training step's time per row (a forward pass only)."""
-        if self.bundle is None or getattr(trainer.task, "name", "") != "classification":
+        if self.bundle is None or not getattr(trainer.task, "is_classifier", False):
             return
         steps = max(1, trainer.state.step - self._first_step)
         batch = max(1, getattr(trainer.train_loader, "batch_size", 64) or 64)
@@ -335,7 +335,9 @@ class Diagnostics(Callback):
         from fathom.diagnosis.doctor import diagnose_records, save_diagnosis
 
         metrics = list(getattr(trainer.log, "records", []))
-        self.diagnoses = diagnose_records(self.records, metrics, trainer.task.name)
+        self.diagnoses = diagnose_records(
+            self.records, metrics, getattr(trainer.task, "is_classifier", False)
+        )
         if self.run_dir is not None:
             save_diagnosis(self.run_dir, self.diagnoses, self.records, self.room_for_figures())
         return self.diagnoses

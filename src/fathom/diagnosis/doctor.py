@@ -1,6 +1,6 @@
 """The doctor: rules that turn diagnostics records into diagnoses, each with evidence and a remedy.
 
-``diagnose_records(diagnostics, metrics, task)`` is pure (records in, diagnoses out) so a finished
+``diagnose_records(diagnostics, metrics, classifier)`` is pure (records in, diagnoses out) so a finished
 run can be diagnosed again from its files (``fathom doctor RUN``). Thresholds are deliberately
 conservative: a healthy run must get no diagnosis (the sabotage suite in the tests checks both).
 """
@@ -57,13 +57,13 @@ class Facts:
     data: dict[str, Any]
     examples: dict[str, Any] | None
     nonfinite: dict[str, Any] | None
-    task: str
+    classifier: bool  # the task predicts classes (accuracy, label noise, smoothing)
     run: dict[str, Any] = field(default_factory=dict)
     first_loss: float | None = None
 
     @classmethod
     def from_records(
-        cls, diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str
+        cls, diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], classifier: bool
     ) -> Facts:
         def last(kind: str) -> dict[str, Any] | None:
             found = [r for r in diagnostics if r.get("kind") == kind]
@@ -76,7 +76,7 @@ class Facts:
             data=last("data") or {},
             examples=last("examples"),
             nonfinite=last("nonfinite"),
-            task=task,
+            classifier=classifier,
             run=last("run") or {},
             first_loss=_number((last("first_loss") or {}).get("loss")),
         )
@@ -133,10 +133,10 @@ def _number(value: Any) -> float | None:
 
 
 def diagnose_records(
-    diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str = "classification"
+    diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], classifier: bool = True
 ) -> Diagnoses:
     """Every rule that fires, in a fixed order; later rules may defer to earlier findings."""
-    facts = Facts.from_records(diagnostics, metrics, task)
+    facts = Facts.from_records(diagnostics, metrics, classifier)
     found = Diagnoses()
     for rule in rules.RULES:
         result = rule(facts, {d.key for d in found})
@@ -150,7 +150,7 @@ def diagnose_records(
 def not_checked(facts: Facts) -> list[str]:
     """The checks the run's records could not support, said plainly rather than skipped."""
     notes = []
-    if facts.run and not facts.validation() and facts.task == "classification":
+    if facts.run and not facts.validation() and facts.classifier:
         notes.append(
             "overfitting: the run has no validation split (data.val_fraction=0); "
             "underfitting was judged on training accuracy alone"
@@ -249,11 +249,16 @@ def diagnose_run(
 
     run_dir = Path(run_dir)
     records = read_records(run_dir)
-    task = str((read_json(run_dir / "run.json") or {}).get("task") or "classification")
+    record = read_json(run_dir / "run.json") or {}
+    # run.json says whether the task classifies; runs written before it said so were
+    # classifiers exactly when their data's task was classification
+    classifier = bool(
+        record.get("classifier", record.get("task", "classification") == "classification")
+    )
     data = [r for r in records if r.get("kind") == "data"]
     if load_bundle is not None and (not data or data[-1].get("duplicates", {}) is None):
         with contextlib.suppress(Exception):  # the dataset may be gone: diagnose without it
             records.append({"kind": "data", "step": 0, **check_bundle(load_bundle())})
-    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), task)
+    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), classifier)
     save_diagnosis(run_dir, diagnoses, records)
     return diagnoses

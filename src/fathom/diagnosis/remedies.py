@@ -83,7 +83,7 @@ def applicable(overrides: list[str], facts: Facts) -> list[str]:
             not facts.validation() or facts.run.get("early_stopping")
         ):
             continue
-        if key == "train.label_smoothing" and facts.task != "classification":
+        if key == "train.label_smoothing" and not facts.classifier:
             continue
         if known_run and _in_force(key, value, facts):
             continue

@@ -166,7 +166,7 @@ def _loss_change(facts: Facts) -> tuple[float, float] | None:
         return None
     start = facts.first_loss if facts.first_loss is not None else losses[0]
     counts = facts.data.get("class_counts")
-    if facts.task == "classification" and counts:
+    if facts.classifier and counts:
         start = min(start, math.log(len(counts))) if facts.first_loss else math.log(len(counts))
     return start, min(losses[len(losses) // 2 :])
 
@@ -270,7 +270,7 @@ def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         return None
     train_accuracy = facts.series(facts.train, "accuracy")
     val_accuracy = facts.series(facts.val, "accuracy")
-    if not train_accuracy or facts.task != "classification":
+    if not train_accuracy or not facts.classifier:
         return None
     final_train = train_accuracy[-1]
     if final_train >= UNDERFIT_ACCURACY or _overfitting_evidence(facts) is not None:

@@ -43,6 +43,7 @@ class Classification(Task):
     monitor = "accuracy"
     monitor_mode = "max"
     is_classifier = True
+    graph_predictions = True
 
     def __init__(
         self,
