@@ -11,6 +11,7 @@ run = fathom.load(run.path)
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
 from fathom.api import doctor, explain, fit, load, lr_find, resume
+from fathom.api.tune import nas, tune
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.runs import Run
@@ -28,6 +29,8 @@ __all__ = [
     "load",
     "lr_find",
     "models",
+    "nas",
     "resume",
     "tasks",
+    "tune",
 ]

@@ -3,6 +3,7 @@
 
 from fathom.api.inspection import doctor, explain, lr_find
 from fathom.api.train import fit, resume
+from fathom.api.tune import nas, tune
 from fathom.runs import load
 
-__all__ = ["doctor", "explain", "fit", "load", "lr_find", "resume"]
+__all__ = ["doctor", "explain", "fit", "load", "lr_find", "nas", "resume", "tune"]

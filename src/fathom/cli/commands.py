@@ -16,6 +16,8 @@ for _name, _module, _description in (
     ("doctor", "doctor", "what is wrong with a run, and the fix"),
     ("explain", "explain", "explanations of a run's predictions"),
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
+    ("tune", "tune", "hyperparameter search with Optuna (samplers, pruners, workers)"),
+    ("nas", "nas", "architecture search under a latency, MAC or parameter budget"),
     ("list", "listing", "the names of one registry"),
 ):
     COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)
