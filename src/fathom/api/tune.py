@@ -49,7 +49,8 @@ class StudyResult:
 
 class CachedDataFit:
     """``fathom.fit`` that loads each dataset (data section + seed) once per worker process;
-    the split is the same as a fresh load's, so a trial trains exactly as ``fathom train``."""
+    the split is the same as a fresh load's, so a trial trains exactly as ``fathom train``.
+    The HTML report waits for the end of the study, which writes it for the best trials."""
 
     def __init__(self) -> None:
         self.bundles: dict[str, Any] = {}
@@ -58,7 +59,7 @@ class CachedDataFit:
         key = json.dumps([config.data.model_dump(mode="json"), config.train.seed], sort_keys=True)
         if key not in self.bundles:
             self.bundles = {key: load_data(config)}  # keep one: a searched seed changes it
-        return fit(data=self.bundles[key], config=config, callbacks=callbacks)
+        return fit(data=self.bundles[key], config=config, callbacks=callbacks, report=False)
 
 
 def tune(
@@ -82,12 +83,14 @@ def tune(
     heartbeat_seconds: int = 10,
     grace_seconds: int = 30,
     quiet: bool = False,
+    report: bool = True,
 ) -> StudyResult:
     """Search the ``space`` (a YAML file or mapping of config keys to distributions) around the
     config that ``fathom train`` would use for ``data``/``config``/``overrides``.
 
     ``costs`` (latency_ms, parameters, macs) make it a multi-objective study (use nsga2).
     ``resume`` continues the study in that folder (``trials`` then raises its target).
+    ``report=False`` skips the HTML reports (the study's and its best trials').
     """
     from fathom.tuning.study import read_spec
 
@@ -104,7 +107,7 @@ def tune(
         spec.sampler, spec.pruner, spec.seed, spec.storage = sampler, pruner, seed, storage or ""
         spec.keep_runs, spec.heartbeat_seconds = keep_runs, heartbeat_seconds
         spec.grace_seconds = grace_seconds
-    return run_study(spec, workers, timeout, quiet)
+    return run_study(spec, workers, timeout, quiet, report=report)
 
 
 def check_space(space: SearchSpace, base: FathomConfig, source: Any) -> None:
@@ -148,7 +151,12 @@ def new_spec(
 
 
 def run_study(
-    spec: StudySpec, workers: int, timeout: float | None, quiet: bool, finish: bool = True
+    spec: StudySpec,
+    workers: int,
+    timeout: float | None,
+    quiet: bool,
+    finish: bool = True,
+    report: bool = True,
 ) -> StudyResult:
     """Create (or reopen) the study, run the workers, then write best.yaml and the report."""
     if workers < 1:
@@ -171,7 +179,7 @@ def run_study(
         run_processes(spec, workers, deadline, quiet)
     if not finish:
         return StudyResult(spec.path, {})
-    record = finish_study(spec, study)
+    record = finish_study(spec, study, report=report)
     if not quiet:
         best = record.get("best") or {}
         print(f"study {spec.name}: best trial {best.get('number')} {best.get('values')} "

@@ -39,6 +39,16 @@ def strip_outside_top(study: optuna.Study, keep: int) -> None:
             make_light(Path(trial.user_attrs["run"]))
 
 
+def write_top_reports(study: optuna.Study, keep: int) -> None:
+    """report.html of the best ``keep`` trials (trials train without one, to save their time)."""
+    from fathom.report import write_report
+
+    for trial in ranked(study)[:keep]:
+        folder = Path(trial.user_attrs.get("run", ""))
+        if (folder / "model.safetensors").exists() and not (folder / "report.html").exists():
+            write_report(folder)
+
+
 def make_light(folder: Path) -> None:
     if not (folder / "run.json").is_file() or not (folder / "model.safetensors").exists():
         return

@@ -21,7 +21,7 @@ import optuna
 from fathom.errors import ConfigError
 from fathom.files import atomic_write_json
 from fathom.tuning.choices import make_sampler, make_storage, redact
-from fathom.tuning.runs import ranked, trial_summary, write_best_config
+from fathom.tuning.runs import ranked, trial_summary, write_best_config, write_top_reports
 from fathom.tuning.trial import TrialPlan
 
 STUDY_FILE = "study.json"
@@ -142,13 +142,17 @@ def write_study_json(spec: StudySpec, study: optuna.Study, status: str) -> dict[
     return record
 
 
-def finish_study(spec: StudySpec, study: optuna.Study, extra_html: str = "") -> dict[str, Any]:
-    """study.json with the best trial, best.yaml and the HTML report."""
+def finish_study(
+    spec: StudySpec, study: optuna.Study, extra_html: str = "", report: bool = True
+) -> dict[str, Any]:
+    """study.json with the best trial, best.yaml and the HTML reports (unless ``report`` is off)."""
     from fathom.tuning.report import write_study_report
 
     best = best_trials(study)
     if best:
         write_best_config(spec.path, best[0])
     record = write_study_json(spec, study, status="finished")
-    write_study_report(spec, study, {**record, "extra_html": extra_html})
+    if report:
+        write_top_reports(study, spec.keep_runs)
+        write_study_report(spec, study, {**record, "extra_html": extra_html})
     return record
