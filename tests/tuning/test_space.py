@@ -45,12 +45,16 @@ def test_a_conditional_key_is_drawn_only_when_its_choice_is_taken():
 
 
 def test_conditions_are_drawn_before_the_keys_they_enable():
-    space = parse_space({"a.b": {"uniform": [0, 1], "when": {"a.c": [1, 2]}}, "a.c": {"choice": [1, 2, 3]}})
+    space = parse_space(
+        {"a.b": {"uniform": [0, 1], "when": {"a.c": [1, 2]}}, "a.c": {"choice": [1, 2, 3]}}
+    )
     assert space.keys() == ["a.c", "a.b"]
 
 
 def test_grid_axes_come_from_choices_and_small_int_ranges():
-    grid = parse_space({"model.hidden": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}}).grid()
+    grid = parse_space(
+        {"model.hidden": {"choice": [8, 16]}, "train.epochs": {"int": [1, 3]}}
+    ).grid()
     assert grid == {"model.hidden": [8, 16], "train.epochs": [1, 2, 3]}
     with pytest.raises(ConfigError, match="grid sampler"):
         parse_space({"optim.lr": {"log_uniform": [1e-3, 1e-1]}}).grid()
@@ -69,8 +73,13 @@ def test_grid_axes_come_from_choices_and_small_int_ranges():
         ({"optim.lr": 0.1}, "give a distribution"),
         ({"lr": {"uniform": [0, 1]}}, "dotted config key"),
         ({"optim.lr": {"uniform": [0, 1], "when": {"optim.name": "sgd"}}}, "must be a choice key"),
-        ({"optim.name": {"choice": ["sgd"]}, "optim.lr": {"uniform": [0, 1], "when": {"optim.name": "adam"}}},
-         "not one of"),
+        (
+            {
+                "optim.name": {"choice": ["sgd"]},
+                "optim.lr": {"uniform": [0, 1], "when": {"optim.name": "adam"}},
+            },
+            "not one of",
+        ),
         ({"train.epochs": {"int": [1, 3], "base": 2}}, "no option 'base'"),
         ([1, 2], "maps dotted config keys"),
     ],

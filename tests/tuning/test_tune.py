@@ -67,7 +67,10 @@ def test_a_pruned_trial_stops_after_its_first_epoch(tmp_path):
     assert list(trial.intermediate_values) == [1]
     run = json.loads((tmp_path / "trials" / "trial-0000" / "run.json").read_text())
     assert run["epochs_completed"] == 1 and run["status"] == "completed"
-    assert json.loads((tmp_path / "trials" / "trial-0000" / "trial.json").read_text())["state"] == "pruned"
+    assert (
+        json.loads((tmp_path / "trials" / "trial-0000" / "trial.json").read_text())["state"]
+        == "pruned"
+    )
     assert PruningCallback.order > 0
 
 

@@ -36,7 +36,7 @@ FAMILY_SPACES: dict[str, dict[str, Any]] = {
         "arch.depth_3": {"choice": [1, 2, 3], "when": {"arch.stages": 3}},
         "arch.kernel_size": {"choice": [3, 5]},
         "arch.expansion": {"choice": [1, 2, 4]},
-        "arch.activation": {"choice": ["relu", "gelu", "silu"]},
+        "arch.activation": {"choice": ["relu", "gelu", "leaky_relu"]},
         "arch.norm": {"choice": ["batch", "group", "none"]},
         "arch.skip": {"choice": [True, False]},
     }

@@ -94,7 +94,14 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name.lower(),
         "values": trial.values,
         "params": trial.params,
-        "reason": trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason"),
+        "reason": next(
+            (
+                trial.user_attrs[key]
+                for key in ("fail_reason", "over_budget", "prune_reason")
+                if key in trial.user_attrs
+            ),
+            trial.system_attrs.get("fail_reason"),
+        ),
         "retry_of": trial.system_attrs.get("failed_trial"),
         "run": trial.user_attrs.get("run"),
         "light": light,

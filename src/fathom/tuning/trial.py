@@ -169,7 +169,7 @@ def check_budget(
         trial.set_user_attr(cost, value)
         if limit is not None and value > limit:
             reason = f"over budget: {cost} {value:.4g} > {limit:.4g}"
-            trial.set_user_attr("over_budget", True)
+            trial.set_user_attr("over_budget", reason)
             write_trial(folder, {**record, "state": "pruned", "reason": reason})
             raise optuna.TrialPruned(reason)
 
