@@ -68,3 +68,15 @@ def test_charlm_gpu_configuration_runs_on_a_cpu(shared_datasets, tmp_path):
     record = run_bench("charlm.py", tmp_path / "gpu.json", "--gpu-only", "--device", "cpu")
     gpu = record["gpu"]
     assert gpu["device"] == "cpu" and gpu["tokens_per_second"] > 0 and "mfu" not in gpu
+
+
+def test_tuning_bench_quick_writes_its_record(tmp_path):
+    record = run_bench("tuning.py", tmp_path / "tuning.json")
+    assert [run["pruner"] for run in record["search"]][-1] == "none"
+    assert record["search"][0]["trials"] == 4 and record["overhead"]["ratio_median"] > 0
+
+
+def test_nas_bench_quick_writes_its_record(tmp_path):
+    record = run_bench("nas.py", tmp_path / "nas.json")
+    assert [run["strategy"] for run in record["runs"]] == ["evolution", "random"]
+    assert all(run["trials"] == 3 for run in record["runs"])
