@@ -14,12 +14,12 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def run_bench(script: str, output: Path, *arguments: str) -> dict:
+def run_bench(script: str, output: Path, *arguments: str, timeout: int = 300) -> dict:
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick", "--output", str(output), *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(output.read_text())
@@ -71,12 +71,14 @@ def test_charlm_gpu_configuration_runs_on_a_cpu(shared_datasets, tmp_path):
 
 
 def test_tuning_bench_quick_writes_its_record(tmp_path):
-    record = run_bench("tuning.py", tmp_path / "tuning.json")
+    record = run_bench(
+        "tuning.py", tmp_path / "tuning.json", timeout=1800
+    )  # studies: minutes when loaded
     assert [run["pruner"] for run in record["search"]][-1] == "none"
     assert record["search"][0]["trials"] == 4 and record["overhead"]["ratio_median"] > 0
 
 
 def test_nas_bench_quick_writes_its_record(tmp_path):
-    record = run_bench("nas.py", tmp_path / "nas.json")
+    record = run_bench("nas.py", tmp_path / "nas.json", timeout=1800)
     assert [run["strategy"] for run in record["runs"]] == ["evolution", "random"]
     assert all(run["trials"] == 3 for run in record["runs"])
