@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -175,11 +176,13 @@ def run_study(
     deadline = time.time() + timeout if timeout else None
     if workers == 1:
         work(spec.to_dict(), spec.storage, 0, deadline, quiet)
+        lost: list[int] = []
     else:
-        run_processes(spec, workers, deadline, quiet)
+        lost = run_processes(spec, workers, deadline, quiet)
+    status = study_status(study, spec.trials, deadline, lost)
     if not finish:
         return StudyResult(spec.path, {})
-    record = finish_study(spec, study, report=report)
+    record = finish_study(spec, study, report=report, status=status)
     if not quiet:
         best = record.get("best") or {}
         print(f"study {spec.name}: best trial {best.get('number')} {best.get('values')} "
@@ -188,8 +191,24 @@ def run_study(
     return StudyResult(spec.path, record)
 
 
-def run_processes(spec: StudySpec, workers: int, deadline: float | None, quiet: bool) -> None:
-    """``workers`` spawned processes, each loading the study; waits for all of them."""
+def study_status(study: Any, target: int, deadline: float | None, lost: list[int]) -> str:
+    """finished, timed out, or interrupted (workers ended abnormally before the target: their
+    trials fail by heartbeat and are queued again by ``--resume``)."""
+    from fathom.tuning.worker import count_trials
+
+    if count_trials(study).finished >= target:
+        return "finished"
+    if deadline is not None and time.time() >= deadline:
+        return "timed out"
+    if lost:
+        print(f"{len(lost)} worker(s) ended abnormally (exit {lost}) before the study had its "
+              "trials; continue it with --resume", file=sys.stderr)  # fmt: skip
+    return "interrupted"
+
+
+def run_processes(spec: StudySpec, workers: int, deadline: float | None, quiet: bool) -> list[int]:
+    """``workers`` spawned processes, each loading the study; waits for all of them and returns
+    the exit codes of those that ended abnormally."""
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
@@ -203,9 +222,7 @@ def run_processes(spec: StudySpec, workers: int, deadline: float | None, quiet: 
         process.start()
     for process in processes:
         process.join()
-    lost = [p.exitcode for p in processes if p.exitcode != 0]
-    if lost and not quiet:
-        print(f"{len(lost)} worker(s) ended abnormally (exit {lost}); the study stays consistent")
+    return [p.exitcode for p in processes if p.exitcode != 0]
 
 
 def work(

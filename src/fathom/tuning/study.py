@@ -143,7 +143,11 @@ def write_study_json(spec: StudySpec, study: optuna.Study, status: str) -> dict[
 
 
 def finish_study(
-    spec: StudySpec, study: optuna.Study, extra_html: str = "", report: bool = True
+    spec: StudySpec,
+    study: optuna.Study,
+    extra_html: str = "",
+    report: bool = True,
+    status: str = "finished",
 ) -> dict[str, Any]:
     """study.json with the best trial, best.yaml and the HTML reports (unless ``report`` is off)."""
     from fathom.tuning.report import write_study_report
@@ -151,7 +155,7 @@ def finish_study(
     best = best_trials(study)
     if best:
         write_best_config(spec.path, best[0])
-    record = write_study_json(spec, study, status="finished")
+    record = write_study_json(spec, study, status=status)
     if report:
         write_top_reports(study, spec.keep_runs)
         write_study_report(spec, study, {**record, "extra_html": extra_html})
