@@ -18,8 +18,10 @@ from fathom.api import (
     fit,
     load,
     lr_find,
+    nas,
     resume,
     serve,
+    tune,
 )
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
@@ -40,7 +42,9 @@ __all__ = [
     "load",
     "lr_find",
     "models",
+    "nas",
     "resume",
     "serve",
     "tasks",
+    "tune",
 ]

@@ -49,12 +49,15 @@ def fit(
     config: ConfigSource = None,
     overrides: Iterable[str] = (),
     callbacks: Iterable[Callback] = (),
+    report: bool = True,
     **shortcuts: Any,
 ) -> Run:
     """Train a model and return its ``Run`` (folder, metrics, report, weights).
 
     ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
+    ``report=False`` leaves report.html for later (``fathom report``; a search writes it for
+    its best trials only).
     """
     config = with_source_layer(config, overrides)  # model.init_from: the source's model
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
@@ -75,7 +78,7 @@ def fit(
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
-    return train_and_finish(trainer, resolved, bundle, run_dir)
+    return train_and_finish(trainer, resolved, bundle, run_dir, report)
 
 
 def start_run_record(
@@ -158,7 +161,7 @@ def rebuild_for_resume(
 
 
 def train_and_finish(
-    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path
+    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path, report: bool = True
 ) -> Run:
     """Train, then save the weights, evaluate on the test split and write the report."""
     started = time.perf_counter()
@@ -188,9 +191,10 @@ def train_and_finish(
         precision=trainer.precision.name,
         best=best if state.best_metric is not None else None, test=evaluation,
     )  # fmt: skip
-    from fathom.report import write_report
+    if report:
+        from fathom.report import write_report
 
-    write_report(run_dir)
+        write_report(run_dir)
     return run
 
 

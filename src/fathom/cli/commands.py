@@ -19,6 +19,8 @@ for _name, _module, _description in (
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
     ("export", "export", "a run's model as ONNX, TorchScript or safetensors"),
     ("serve", "serve", "an HTTP server for a run or an ONNX file"),
+    ("tune", "tune", "hyperparameter search with Optuna (samplers, pruners, workers)"),
+    ("nas", "nas", "architecture search under a latency, MAC or parameter budget"),
     ("list", "listing", "the names of one registry"),
 ):
     COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)

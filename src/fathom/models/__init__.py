@@ -32,6 +32,12 @@ MODELS.register(
     kind="vision",
 )
 MODELS.register(
+    "convnet",
+    "fathom.models.convnet:convnet",
+    description="configurable conv family (stages, depth, width, kernel, expansion, norm, skip)",
+    kind="vision",
+)
+MODELS.register(
     "resnet8",
     "fathom.models.resnet:resnet8",
     description="ResNet for small images, 8 layers",
