@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA_DIR, LoadMeter, add_common_arguments, start_run, write_record  # noqa: E402
-from fathom.api import (  # noqa: E402
+from fathom.assemble import (  # noqa: E402
     build_model,
     build_trainer,
     load_data,
