@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from fathom.config import OptimConfig, TrainConfig
+from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.loader import TensorLoader
 from fathom.engine import Callback, Trainer
 from fathom.tasks.classification import Classification
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_blobs(count: int = 240, classes: int = 3, features: int = 6, seed: int = 0) -> DataBundle:
+    """Linearly separable Gaussian blobs: a classification problem any model learns in seconds."""
+    generator = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, features, generator=generator) * 4
+    targets = torch.arange(count) % classes
+    inputs = centers[targets] + torch.randn(count, features, generator=generator)
+    order = torch.randperm(count, generator=generator)
+    inputs, targets = inputs[order], targets[order]
+    cut_val, cut_test = int(count * 0.7), int(count * 0.85)
+    info = DataInfo(
+        name="blobs",
+        task="classification",
+        input_shape=(features,),
+        num_classes=classes,
+        class_names=[f"c{i}" for i in range(classes)],
+    )
+    return DataBundle(
+        info,
+        Split(inputs[:cut_val], targets[:cut_val]),
+        Split(inputs[cut_val:cut_test], targets[cut_val:cut_test]),
+        Split(inputs[cut_test:], targets[cut_test:]),
+    )
 
 
 def trainer_for(bundle, callbacks=(), epochs: int = 2, **train) -> Trainer:

@@ -15,12 +15,15 @@ from fathom.api import (
     explain,
     export_model,
     federate,
+    finetune,
     fit,
     launch,
     load,
     lr_find,
+    nas,
     resume,
     serve,
+    tune,
 )
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
@@ -37,12 +40,15 @@ __all__ = [
     "explain",
     "export_model",
     "federate",
+    "finetune",
     "fit",
     "launch",
     "load",
     "lr_find",
     "models",
+    "nas",
     "resume",
     "serve",
     "tasks",
+    "tune",
 ]

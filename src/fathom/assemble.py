@@ -110,6 +110,8 @@ def load_data(config: FathomConfig) -> DataBundle:
         normalize=section.normalize,
         limit=section.limit,
         download=section.download,
+        labels_per_class=section.labels_per_class,
+        label_fraction=section.label_fraction,
         **section.options(),
     )
 

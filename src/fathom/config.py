@@ -52,6 +52,9 @@ class DataConfig(OpenSection):
     normalize: bool = True
     download: bool = True
     augment: dict[str, Any] = Field(default_factory=dict)
+    # few-label experiments: a seeded, class-balanced subset of the training labels
+    labels_per_class: int | None = Field(None, gt=0)
+    label_fraction: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class ModelConfig(OpenSection):
@@ -60,6 +63,7 @@ class ModelConfig(OpenSection):
 
     name: str = "auto"
     init: str = "default"
+    init_from: str | None = None  # a run folder or ``pretrained:NAME`` (fathom.transfer)
 
 
 class TaskConfig(OpenSection):
@@ -95,6 +99,8 @@ class OptimConfig(Section):
     fused: bool = False  # one fused kernel per step (sgd, adam, adamw): fastest on GPUs
     muon_lr: float = Field(0.02, gt=0.0)  # muon: hidden matrices (lr is the AdamW part's)
     muon_momentum: float = Field(0.95, ge=0.0, lt=1.0)
+    # discriminative rates: parameter group i of n (stem first) trains at lr * layer_decay**(n-1-i)
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class ScheduleConfig(Section):
@@ -119,7 +125,7 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = "auto"
     threads: int | None = Field(None, gt=0, le=MAX_THREADS)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     compile: bool = False
     channels_last: bool = False
     # null: the model's default (recurrent models clip at 1.0); 0: no clipping
@@ -140,6 +146,26 @@ class TrainConfig(Section):
     strategy: Literal["ddp", "fsdp"] = "ddp"  # how several torchrun processes share the model
 
 
+class TransferConfig(Section):
+    """How a model started from ``model.init_from`` trains (fathom.transfer).
+
+    ``mode``: ``full`` (everything trains), ``features`` (feature extraction: only the head
+    trains), ``fine_tune`` (fastai: the head alone for ``freeze_epochs``, then everything),
+    ``gradual`` (the head, then one more parameter group every ``unfreeze_every`` epochs, from
+    the top down). ``frozen_groups``: group indices (0 = stem, -1 = head) that never train.
+    ``bn_stats``: batch-norm running statistics ``auto`` (fixed in frozen groups), ``frozen``
+    or ``update``. ``cache_features`` (mode features): compute the backbone's features once and
+    train the head on them (no augmentation).
+    """
+
+    mode: Literal["full", "features", "fine_tune", "gradual"] = "full"
+    freeze_epochs: int = Field(1, ge=0)
+    unfreeze_every: int = Field(1, gt=0)
+    frozen_groups: list[int] = Field(default_factory=list)
+    bn_stats: Literal["auto", "frozen", "update"] = "auto"
+    cache_features: bool = False
+
+
 class RunConfig(Section):
     dir: str = "runs"
     name: str | None = None
@@ -156,6 +182,7 @@ class FathomConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -83,3 +83,15 @@ def test_charlm_gpu_configuration_builds_and_steps_on_a_cpu(shared_datasets, tmp
     blocks = 6 * 12 * 384**2
     assert blocks < gpu["parameters"] < blocks + 384 * (gpu["vocab_size"] + 256 + 100)
     assert gpu["flops_per_token"] > 6 * gpu["parameters"]
+
+
+def test_tuning_bench_quick_writes_its_record(tmp_path):
+    record = run_bench("tuning.py", tmp_path / "tuning.json")
+    assert [run["pruner"] for run in record["search"]][-1] == "none"
+    assert record["search"][0]["trials"] == 4 and record["overhead"]["ratio_median"] > 0
+
+
+def test_nas_bench_quick_writes_its_record(tmp_path):
+    record = run_bench("nas.py", tmp_path / "nas.json")
+    assert [run["strategy"] for run in record["runs"]] == ["evolution", "random"]
+    assert all(run["trials"] == 3 for run in record["runs"])

@@ -225,11 +225,27 @@ def test_a_restored_state_past_max_seconds_trains_no_more(blobs) -> None:
     assert state.step == trainer.state.step
 
 
+def test_a_restored_state_stopped_early_trains_no_more_and_a_larger_cap_goes_on(blobs) -> None:
+    from tests_support import trainer_for
+
+    trainer = trainer_for(blobs, epochs=1, max_steps=5)
+    assert trainer.fit().stop_reason == "reached train.max_steps=5"
+    tensors, saved = trainer.checkpoint_state()
+    longer = trainer_for(blobs, epochs=1, max_steps=8)
+    longer.restore(tensors, saved)
+    assert (longer.fit().step, longer.state.stop_reason) == (8, "reached train.max_steps=8")
+    saved["train_state"]["stop_reason"] = "early stopping: no better val loss for 2 epochs"
+    saved["train_state"]["stopped_by_callback"] = True  # a callback's stop is final
+    stopped = trainer_for(blobs, epochs=3)
+    stopped.restore(tensors, saved)
+    assert stopped.fit().step == 5 and stopped.state.stop_reason.startswith("early stopping")
+
+
 def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
     """The stopped fixture run resumes to the finished one's weights; the finished one stays."""
-    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
+    for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:  # a fresh process: default threads
         shutil.copytree(FIXTURES / name, tmp_path / name)
-        run_cli("resume", str(tmp_path / name))
+        finished(fathom("resume", str(tmp_path / name), "--quiet", cwd=tmp_path), name)
     expected = load_file(str(FIXTURES / "digits-cnn-v0" / "model.safetensors"))
     for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
         resumed = load_file(str(tmp_path / name / "model.safetensors"))

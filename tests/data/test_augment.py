@@ -190,7 +190,7 @@ def test_mixup_and_cutmix_take_turns() -> None:
         ({"crop": {"pading": 2}}, "data.augment.crop.*did you mean 'padding'"),
         ({"crop": 4}, "data.augment.crop must be true, false or a mapping"),
         ({"flip": {"p": 2}}, "data.augment.flip: p must be"),
-        ({"affine": {"scale": 1.1}}, "data.augment.affine: scale"),
+        ({"affine": {"scale": 1.1}}, r"data.augment.affine.scale: expected a list, got 1.1"),
         ({"jitter": {"contrast": -1}}, "data.augment.jitter: contrast"),
         ({"cutout": {"size": 0}}, "data.augment.cutout: size"),
     ],

@@ -101,3 +101,28 @@ def test_csv_errors_name_file_line_and_column(tmp_path):
     bad.write_text("size,colour\n1,red\nbig,blue\n")
     with pytest.raises(DataError, match=r"bad.csv line 3, column 'size': 'big' is not a number"):
         read_inputs([bad], info)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e300])
+def test_non_finite_npy_is_refused_naming_the_file(tmp_path, value):
+    array = np.zeros((2, 1, 6, 6))
+    array[1, 0, 2, 3] = value  # 1e300 is finite in float64 but infinite as float32
+    path = tmp_path / "broken.npy"
+    np.save(path, array)
+    with pytest.raises(DataError, match=r"broken.npy: 1 of 72 values are NaN or infinite") as error:
+        read_inputs([path], GREY)
+    assert "(1, 0, 2, 3)" in str(error.value) and "\n" not in str(error.value)
+    np.save(path, np.full((6, 6), np.nan, dtype=np.float32))
+    with pytest.raises(DataError, match="36 of 36 values"):
+        read_inputs([path], GREY)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e400"])
+def test_non_finite_csv_values_are_refused_naming_file_line_and_column(tmp_path, text):
+    train = tmp_path / "train.csv"
+    train.write_text("size,weight,label\n1,2,a\n2,3,b\n")
+    info = csv_table(Path("."), path=str(train), target="label").info
+    new = tmp_path / "new.csv"
+    new.write_text(f"size,weight\n1,2\n3,{text}\n")
+    with pytest.raises(DataError, match=rf"new.csv line 3, column 'weight': '{text}' is not a"):
+        read_inputs([new], info)

@@ -11,7 +11,8 @@ from fathom.config import OptimConfig, TrainConfig
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.loader import TensorLoader
 from fathom.diagnosis import Diagnostics
-from fathom.diagnosis.diagnostics import activation_statistics, sample_interval
+from fathom.diagnosis import diagnostics as diagnostics_module
+from fathom.diagnosis.diagnostics import activation_statistics
 from fathom.engine import Trainer
 from fathom.tasks.base import Task
 from fathom.tasks.classification import Classification
@@ -41,13 +42,13 @@ def mlp(seed=0):
 
 
 def test_records_layer_statistics_and_changes_nothing(blobs, tmp_path):
-    diagnostics = Diagnostics(tmp_path, blobs)
+    diagnostics = Diagnostics(tmp_path, blobs, every=5)
     with_diagnostics = train(blobs, mlp(), Classification(3), [diagnostics])
     without = train(blobs, mlp(), Classification(3))
     for a, b in zip(with_diagnostics.model.parameters(), without.model.parameters(), strict=True):
         assert torch.equal(a, b)  # bitwise: hooks draw no random numbers and change no values
     kinds = [record["kind"] for record in diagnostics.records]
-    assert kinds[0] == "data" and "sample" in kinds and kinds[-1] == "examples"
+    assert kinds[0] == "run" and "sample" in kinds and kinds[-2:] == ["data", "examples"]
     sample = next(record for record in diagnostics.records if record["kind"] == "sample")
     layers = sample["layers"]
     assert list(layers)[:2] == ["0", "1"]  # execution order
@@ -62,7 +63,26 @@ def test_dead_and_saturated_fractions_are_measured():
     assert abs(float(activation_statistics(nn.ReLU(), relu_out)["dead"]) - 1 / 3) < 1e-6
     tanh_out = torch.tensor([[0.995, 0.0], [-0.999, 0.5]])
     assert float(activation_statistics(nn.Tanh(), tanh_out)["saturated"]) == 0.5
-    assert sample_interval(1) == 20 and sample_interval(60) == 30 and sample_interval(1000) == 50
+
+
+def test_samples_only_within_the_time_budget(monkeypatch):
+    diagnostics = Diagnostics(None, None, budget=0.05)
+    monkeypatch.setattr(diagnostics_module.time, "perf_counter", lambda: 100.0)
+    diagnostics._clock = 0.0
+    diagnostics.spent = 1.0  # 99 s trained: 3.5 s for samples; before any sample, one ~ a step
+    assert not diagnostics.should_sample(0)  # never the first step of a fit
+    assert diagnostics.should_sample(1)  # always the second
+    diagnostics._last_sample = 1
+    assert diagnostics.should_sample(50)
+    diagnostics.spent = 2.0
+    assert not diagnostics.should_sample(50)  # 2 s + one step of ~2 s would pass 3.5 s
+    diagnostics.spent, diagnostics._last_sample, diagnostics._sample_cost = 1.0, 45, 0.01
+    assert not diagnostics.should_sample(50)  # at least MIN_GAP steps apart
+    assert diagnostics.should_sample(45 + diagnostics_module.MIN_GAP)
+    diagnostics._clock = 80.0  # 19 s trained: 0.95 s in all, the figures cost about 1 s
+    assert not diagnostics.room_for_figures()
+    diagnostics._clock = -1000.0
+    assert diagnostics.room_for_figures()
 
 
 class TwoPhase(Task):
@@ -88,7 +108,7 @@ class TwoPhase(Task):
 
 
 def test_multi_phase_tasks_and_token_models_do_not_break(blobs):
-    diagnostics = Diagnostics(None, blobs)
+    diagnostics = Diagnostics(None, blobs, every=2)
     two = nn.Sequential(nn.Sequential(nn.Linear(6, 8), nn.ReLU()), nn.Linear(8, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no diagnostic failed
@@ -103,7 +123,7 @@ def test_multi_phase_tasks_and_token_models_do_not_break(blobs):
         Split(tokens[:8], tokens[:8].float().mean(1, keepdim=True)),
     )
     model = nn.Sequential(nn.Embedding(20, 4), nn.Flatten(), nn.Linear(20, 1))
-    diagnostics = Diagnostics(None, bundle)
+    diagnostics = Diagnostics(None, bundle, every=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train(bundle, model, Regression(), [diagnostics], epochs=1)
@@ -112,7 +132,7 @@ def test_multi_phase_tasks_and_token_models_do_not_break(blobs):
 
 
 def test_a_failing_diagnostic_is_a_warning_not_an_error(blobs, monkeypatch):
-    diagnostics = Diagnostics(None, blobs)
+    diagnostics = Diagnostics(None, blobs, every=2)
 
     def broken(*args):
         raise RuntimeError("boom")

@@ -16,6 +16,7 @@ from fathom.data.bundle import DataInfo
 from fathom.errors import ConfigError
 from fathom.export import check_exportable, export_run, onnx_session, read_metadata, run_session
 from fathom.files import sha256_file
+from fathom.registry import TASKS
 from fathom.runs import load
 from serving_support import train_digits, train_text
 
@@ -98,7 +99,8 @@ def test_torchscript_and_safetensors(digits_run, tmp_path) -> None:
 def fake_run(task: str, model: nn.Module, **extra) -> SimpleNamespace:
     info = DataInfo("x", "classification", (16,), 2, extra=extra)
     config = SimpleNamespace(model=SimpleNamespace(name="lstm"))
-    return SimpleNamespace(task=SimpleNamespace(name=task), model=model, info=info, config=config)
+    # the task class: its name and class attributes (graph_predictions) are what export reads
+    return SimpleNamespace(task=TASKS.get(task), model=model, info=info, config=config)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,13 @@ def test_classification_report_has_plots_tables_config_and_versions(tmp_path: Pa
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_summary_shows_the_precision_used_when_run_json_records_it(tmp_path: Path) -> None:
+    with_precision = write_report(_classification_run(tmp_path / "a", precision="bf16"))
+    without = write_report(_classification_run(tmp_path / "b"))
+    assert "<td>Precision</td><td>bf16</td>" in with_precision.read_text(encoding="utf-8")
+    assert "<td>Precision</td>" not in without.read_text(encoding="utf-8")
+
+
 def test_report_with_only_run_json_still_written(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import fathom
-from conftest import make_blobs
 from fathom.data.bundle import DataInfo
 from fathom.errors import CheckpointError, ConfigError
 from fathom.registry import MODELS
 from fathom.runs import apply_transform, lineage_of, replay
+from tests_support import make_blobs
 
 VOCAB = 23
 INFOS = {

@@ -164,7 +164,7 @@ def slow_model(started: threading.Event, seconds: float) -> ServedModel:
         return np.full((len(batch), 2), 0.5, dtype=np.float32)
 
     info = DataInfo("toy", "classification", (3,), 2, ["a", "b"])
-    return ServedModel(info, "classification", "toy", "0" * 64, "torch", predict)
+    return ServedModel(info, "classification", True, "toy", "0" * 64, "torch", predict)
 
 
 def test_timeout_is_503_and_shutdown_finishes_in_flight_requests() -> None:

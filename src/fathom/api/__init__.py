@@ -1,4 +1,5 @@
-"""The Python verbs of Fathom, one module each: ``train`` (fit, resume) and ``inspection``
+"""The Python verbs of Fathom, one module each: ``train`` (fit, resume), ``transfer``
+(finetune), ``tune`` (tune, nas), ``export`` (export_model), ``serve`` and ``inspection``
 (lr_find, doctor, explain). Each imports the assembly, run folders and capabilities only."""
 
 from fathom.api.export import export_model
@@ -7,17 +8,11 @@ from fathom.api.inspection import doctor, explain, lr_find
 from fathom.api.launch import launch
 from fathom.api.serve import serve
 from fathom.api.train import fit, resume
+from fathom.api.transfer import finetune
+from fathom.api.tune import nas, tune
 from fathom.runs import load
 
 __all__ = [
-    "doctor",
-    "explain",
-    "export_model",
-    "federate",
-    "fit",
-    "launch",
-    "load",
-    "lr_find",
-    "resume",
-    "serve",
-]
+    "doctor", "explain", "export_model", "federate", "finetune", "fit", "launch", "load",
+    "lr_find", "nas", "resume", "serve", "tune",
+]  # fmt: skip

@@ -15,6 +15,7 @@ from fathom.assemble import (
     build_model,
     build_trainer,
     load_data,
+    make_task,
     prepare,
     seed_everything,
 )
@@ -34,6 +35,12 @@ from fathom.runs.folder import (
     versions,
     write_config,
 )
+from fathom.transfer.start import (
+    starting_network,
+    training_data,
+    transfer_callbacks,
+    with_source_layer,
+)
 
 
 def fit(
@@ -43,14 +50,19 @@ def fit(
     config: ConfigSource = None,
     overrides: Iterable[str] = (),
     callbacks: Iterable[Callback] = (),
+    report: bool = True,
     **shortcuts: Any,
 ) -> Run:
     """Train a model and return its ``Run`` (folder, metrics, report, weights).
 
     ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
+    ``report=False`` leaves report.html for later (``fathom report``; a search writes it for
+    its best trials only).
     """
+    config = with_source_layer(config, overrides)  # model.init_from: the source's model
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
+    network, transfer = starting_network(resolved, bundle, network, resolved.run.progress == "none")
     execution = current_execution(resolved.train.strategy, resolved.train.device)
     if execution.distributed and resolved.optim.lr == "auto":
         raise ConfigError("optim.lr=auto needs one process: run 'fathom lr-find' first")
@@ -63,13 +75,17 @@ def fit(
             choose_learning_rate(resolved, network, bundle, run_dir)
         if execution.is_main:
             start_run_record(run_dir, resolved, bundle, network)
+            if transfer is not None:
+                update_run_json(run_dir, transfer=transfer)
         seed_everything(resolved.train.seed)
-        trainer = build_trainer(resolved, network, bundle, run_dir, callbacks)
+        trained_on, data_for_trainer, swaps = training_data(resolved, network, bundle)
+        callbacks = [*swaps, *transfer_callbacks(resolved, network), *callbacks]
+        trainer = build_trainer(trained_on, network, data_for_trainer, run_dir, callbacks)
     except BaseException:
         if execution.is_main:
             shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
         raise
-    return train_and_finish(trainer, resolved, bundle, run_dir)
+    return train_and_finish(trainer, resolved, bundle, run_dir, report)
 
 
 def start_run_record(
@@ -80,10 +96,11 @@ def start_run_record(
     lineage = lineage_of(network)
     parameters = sum(p.numel() for p in network.parameters())
     model = {"name": config.model.name, "parameters": parameters, "registered": lineage is not None}
+    classifier = make_task(config, bundle.info).is_classifier
     update_run_json(
         run_dir, name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
         versions=versions(), git=git_revision(), seed=config.train.seed, task=bundle.info.task,
-        data=bundle.info.to_dict(), model=model, lineage=lineage,
+        classifier=classifier, data=bundle.info.to_dict(), model=model, lineage=lineage,
     )  # fmt: skip
 
 
@@ -113,6 +130,7 @@ def resume(
     bundle = data if data is not None else load_data(config)
     if model is None:
         model = rebuild_for_resume(run_dir, record, config, bundle, not checkpoint.exists())
+    callbacks = [*transfer_callbacks(config, model), *callbacks]
     if not checkpoint.exists():
         for leftover in ("metrics.jsonl", "diagnostics.jsonl") if main else ():
             (run_dir / leftover).unlink(missing_ok=True)
@@ -141,6 +159,8 @@ def rebuild_for_resume(
     transforms = (record.get("lineage") or {}).get("transforms") or []
     if not transforms:
         return build_model(config, bundle.info)
+    if restart and config.model.init_from is not None:  # start from the source again
+        return starting_network(config, bundle, build_model(config, bundle.info), quiet=True)[0]
     if restart:
         names = ", ".join(step["name"] for step in transforms)
         raise FathomError(
@@ -151,7 +171,7 @@ def rebuild_for_resume(
 
 
 def train_and_finish(
-    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path
+    trainer: Trainer, config: FathomConfig, bundle: DataBundle, run_dir: Path, report: bool = True
 ) -> Run:
     """Train, then save the weights, evaluate on the test split and write the report."""
     started = time.perf_counter()
@@ -182,11 +202,13 @@ def train_and_finish(
     update_run_json(
         run_dir, status="completed", message=state.stop_reason, duration_seconds=state.elapsed_seconds,
         epochs_completed=state.epoch, steps=state.step, device=str(trainer.device),
+        precision=trainer.precision.name,
         best=best if state.best_metric is not None else None, test=evaluation,
     )  # fmt: skip
-    from fathom.report import write_report
+    if report:
+        from fathom.report import write_report
 
-    write_report(run_dir)
+        write_report(run_dir)
     return run
 
 

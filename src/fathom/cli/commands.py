@@ -11,6 +11,7 @@ for _name, _module, _description in (
     ("eval", "evaluate", "metrics of a run on a split"),
     ("predict", "predict", "predictions of a run for input files or texts"),
     ("resume", "resume", "continue an interrupted run exactly"),
+    ("finetune", "finetune", "fine-tune a run or a pretrained model on new data"),
     ("generate", "generate", "samples of a generative run"),
     ("report", "report", "re-draw a run's plots and HTML report"),
     ("doctor", "doctor", "what is wrong with a run, and the fix"),
@@ -18,6 +19,8 @@ for _name, _module, _description in (
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
     ("export", "export", "a run's model as ONNX, TorchScript or safetensors"),
     ("serve", "serve", "an HTTP server for a run or an ONNX file"),
+    ("tune", "tune", "hyperparameter search with Optuna (samplers, pruners, workers)"),
+    ("nas", "nas", "architecture search under a latency, MAC or parameter budget"),
     ("federate", "federate", "federated learning over clients that keep their data"),
     ("list", "listing", "the names of one registry"),
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from fathom.cli.options import Parser
 from fathom.errors import FathomError
@@ -40,7 +41,22 @@ def build_parser() -> Parser:
     return parser
 
 
+def one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> str:
+    """Warnings as one line, like errors (not Python's file:line plus source line)."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``fathom`` command; returns its exit status."""
+    shown_as = warnings.formatwarning
+    warnings.formatwarning = one_line_warning
+    try:
+        return run_command(argv)
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     args, leftover = parser.parse_known_args(argv)
     command = COMMANDS.get(args.command) if args.command else None

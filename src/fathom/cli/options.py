@@ -101,9 +101,10 @@ def print_summary(run: Any) -> None:
         f"{key} {value:.4f}" for key, value in test.items() if isinstance(value, float)
     )
     seconds = summary.get("duration_seconds", 0)
+    where = " ".join(str(summary[key]) for key in ("device", "precision") if summary.get(key))
     print(
         f"done: {summary.get('epochs_completed')} epochs, {summary.get('steps')} steps in "
-        f"{seconds:.1f}s ({summary.get('message') or 'completed'})"
+        f"{seconds:.1f}s on {where or 'cpu'} ({summary.get('message') or 'completed'})"
     )
     if shown:
         print(f"test: {shown}")

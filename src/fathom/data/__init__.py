@@ -129,6 +129,8 @@ def load(
     normalize: bool = True,
     limit: int | None = None,
     download: bool = True,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
     **options: Any,
 ) -> DataBundle:
     """Load a registered dataset with seeded splits, e.g. ``fathom.data.load("mnist")``.
@@ -149,6 +151,8 @@ def load(
         seed=seed,
         normalize=normalize,
         limit=limit,
+        labels_per_class=labels_per_class,
+        label_fraction=label_fraction,
     )
 
 

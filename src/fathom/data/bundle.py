@@ -30,20 +30,35 @@ class LazySplit(Protocol):
 
 @dataclass
 class Split:
-    """Examples held in memory: ``inputs[i]`` goes with ``targets[i]``."""
+    """Examples held in memory: ``inputs[i]`` goes with ``targets[i]``.
+
+    Where each example came from survives splitting and ``data.limit`` (``subset`` keeps them):
+    ``rows[i]`` is its row in the dataset's source, for a CSV the 1-based line number in the file
+    (``info.extra["path"]``), else its index in the split the dataset returned (``finalize``
+    numbers those); ``files[i]`` is its file for datasets read from files (image folders).
+    """
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    rows: torch.Tensor | None = None
+    files: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
             raise DataError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
+        for name, values in (("rows", self.rows), ("files", self.files)):
+            if values is not None and len(values) != len(self.targets):
+                raise DataError(f"{len(values)} {name} but {len(self.targets)} examples")
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def subset(self, indices: torch.Tensor) -> Split:
-        return Split(self.inputs[indices], self.targets[indices])
+        if indices.dtype == torch.bool:
+            indices = indices.nonzero().flatten()
+        rows = self.rows[indices] if self.rows is not None else None
+        files = [self.files[int(index)] for index in indices] if self.files is not None else None
+        return Split(self.inputs[indices], self.targets[indices], rows, files)
 
 
 @dataclass

@@ -68,6 +68,8 @@ def image_folder(
             )
             for split, paths in files.items()
         }
+        for split, paths in files.items():
+            splits[split].files = [str(path) for path in paths]  # each example's image file
         return DataBundle(info, splits["train"], splits.get("val"), splits.get("test"))
     lazy = {split: ImageFiles(paths, targets[split], mode, size) for split, paths in files.items()}
     return DataBundle(info, lazy["train"], lazy.get("val"), lazy.get("test"))

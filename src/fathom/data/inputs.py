@@ -81,8 +81,23 @@ def read_array(path: Path, info: DataInfo) -> torch.Tensor:
         raise DataError(
             f"{path}: array of shape {tuple(array.shape)}, expected {shape} or (N, *{shape})"
         )
-    inputs = torch.from_numpy(array.astype(np.float32))
-    return inputs.div_(255.0) if image and array.dtype == np.uint8 else inputs
+    scale = image and array.dtype == np.uint8
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused next
+        array = array.astype(np.float32)
+    check_finite(path, array)
+    inputs = torch.from_numpy(array)
+    return inputs.div_(255.0) if scale else inputs
+
+
+def check_finite(path: Path, array: np.ndarray) -> None:
+    """A DataError naming the file and the first NaN or infinity (as float32, the model's type)."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(index) for index in np.argwhere(bad)[0])
+        raise DataError(
+            f"{path}: {int(bad.sum())} of {array.size} values are NaN or infinite "
+            f"(the first, {array[first]}, at index {first}); predictions need finite inputs"
+        )
 
 
 def read_table(path: Path, info: DataInfo) -> torch.Tensor:

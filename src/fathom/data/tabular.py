@@ -82,7 +82,8 @@ def csv_table(
         target_name=target,
         extra=extra,
     )
-    return DataBundle(info, Split(inputs, targets))
+    rows = torch.tensor(lines, dtype=torch.int64)  # each example's line in the file
+    return DataBundle(info, Split(inputs, targets, rows=rows))
 
 
 def _check_columns(file: Path, header: list[str], target: str, categorical: list[str]) -> None:

@@ -53,7 +53,7 @@ def text_classification_bundle(
         "train": order[test_count + val_count :],
     }
     train_texts = [texts[int(i)] for i in parts["train"]]
-    fitted = train_tokenizer(tokenizer, train_texts, vocab_size, lowercase)
+    fitted = train_tokenizer(tokenizer, train_texts, vocab_size, lowercase, max_length)
     splits = {}
     for part, indices in parts.items():
         if len(indices):

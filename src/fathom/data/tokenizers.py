@@ -1,4 +1,5 @@
-"""Tokenizers: character (our own), word-level and BPE (the ``tokenizers`` library).
+"""Tokenizers: character (our own), word-level and BPE (the ``tokenizers`` library), and the
+tokenizers of pretrained models (``pretrained:minilm``: WordPiece, read from its package).
 
 Every tokenizer reserves ids 0-3 for ``<pad>``, ``<bos>``, ``<eos>`` and ``<unk>``, is trained on
 the training split only, and serialises to a JSON-able dict (stored in ``info.extra["tokenizer"]``
@@ -104,6 +105,23 @@ class LibraryTokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
+    @classmethod
+    def pretrained(cls, kind: str, max_length: int) -> LibraryTokenizer:
+        """The tokenizer of a pretrained model (``pretrained:NAME``), truncating to
+        ``max_length`` tokens (its own end token kept) and not padding. Its ids are the model's
+        (MiniLM's ``[PAD]`` is 0, as everywhere in Fathom)."""
+        from tokenizers import Tokenizer as LibraryModel
+
+        from fathom.data.pretrained import pretrained_package
+
+        package = pretrained_package(kind.removeprefix("pretrained:"))
+        if package.tokenizer is None:
+            raise ConfigError(f"{kind} has no tokenizer")
+        tokenizer = LibraryModel.from_file(str(package.file(package.tokenizer)))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_length)
+        return cls(kind, tokenizer)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "json": self.tokenizer.to_str()}
 
@@ -112,12 +130,19 @@ Tokenizer = CharTokenizer | LibraryTokenizer
 
 
 def train_tokenizer(
-    kind: str, texts: Sequence[str], vocab_size: int = 8000, lowercase: bool = False
+    kind: str,
+    texts: Sequence[str],
+    vocab_size: int = 8000,
+    lowercase: bool = False,
+    max_length: int = 512,
 ) -> Tokenizer:
-    """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split)."""
+    """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split), or
+    read a pretrained model's (``pretrained:minilm``; it truncates to ``max_length``)."""
+    if kind.startswith("pretrained:"):
+        return LibraryTokenizer.pretrained(kind, max_length)
     if kind not in TOKENIZER_KINDS:
         raise ConfigError(
-            f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got '{kind}'"
+            f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)} or pretrained:minilm, got '{kind}'"
             f"{closest(kind, TOKENIZER_KINDS)}"
         )
     if kind == "char":
@@ -131,7 +156,7 @@ def tokenizer_from_dict(saved: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from ``to_dict()`` output (e.g. ``info.extra["tokenizer"]``)."""
     if saved.get("kind") == "char":
         return CharTokenizer(list(saved["characters"]), bool(saved.get("lowercase", False)))
-    if saved.get("kind") in ("word", "bpe"):
+    if saved.get("kind") in ("word", "bpe") or str(saved.get("kind")).startswith("pretrained:"):
         from tokenizers import Tokenizer as LibraryModel
 
         return LibraryTokenizer(saved["kind"], LibraryModel.from_str(saved["json"]))

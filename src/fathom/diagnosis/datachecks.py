@@ -17,6 +17,8 @@ from fathom.data.bundle import DataBundle, Split
 SCALE_SAMPLE = 2048
 HASH_LIMIT = 200_000
 EXAMPLE_SAMPLE = 512
+EXAMPLE_MINIMUM = 64  # fewer per-example losses say too little about label noise
+SECONDS_PER_VALUE = 5e-9  # the duplicate search, per input value hashed (measured ~4e-9 on CPU)
 TOP_EXAMPLES = 25
 
 
@@ -55,17 +57,28 @@ def class_counts(split: Any) -> list[int] | None:
     return torch.bincount(targets.long().clamp_min(0)).tolist()
 
 
-def row_keys(split: Any) -> torch.Tensor | None:
+def row_keys(split: Any, drop: list[int] | None = None) -> torch.Tensor | None:
     """One number per row: its dot product with a fixed random vector (a fast fingerprint; equal
-    rows get equal or nearly equal keys, so callers confirm matches by comparing rows)."""
-    if not isinstance(split, Split) or len(split) > HASH_LIMIT or len(split) == 0:
+    rows get equal or nearly equal keys, so callers confirm matches by comparing rows).
+    ``drop``: columns of a table left out (id-like columns)."""
+    rows = _rows(split, drop)
+    if rows is None:
         return None
-    rows = split.inputs.reshape(len(split), -1)
     generator = torch.Generator().manual_seed(20240601)  # private: global RNGs untouched
     direction = torch.randn(rows.shape[1], generator=generator).to(rows.device)
     # an elementwise product summed per row: the same row gives the same key in any chunk
     keys = [(chunk.float() * direction).sum(dim=1) for chunk in rows.split(4096)]
     return torch.cat(keys).double().cpu()
+
+
+def _rows(split: Any, drop: list[int] | None = None) -> torch.Tensor | None:
+    if not isinstance(split, Split) or len(split) > HASH_LIMIT or len(split) == 0:
+        return None
+    rows = split.inputs.reshape(len(split), -1)
+    if drop:
+        keep = [column for column in range(rows.shape[1]) if column not in drop]
+        rows = rows[:, keep]
+    return rows if rows.shape[1] else None
 
 
 def _copies(
@@ -88,46 +101,90 @@ def _copies(
     return sorted(copies)
 
 
+def id_columns(bundle: DataBundle) -> list[int]:
+    """Columns of a table that look like row ids: integers (before normalisation), different in
+    every training row. Two copies of a row with different ids are still copies."""
+    train = bundle.train
+    if not isinstance(train, Split) or train.inputs.dim() != 2 or len(train) < 20:
+        return []
+    values = train.inputs.double()
+    statistics = bundle.info.normalization or {}
+    if statistics.get("mean") and len(statistics["mean"]) == values.shape[1]:
+        mean = torch.tensor(statistics["mean"], dtype=torch.float64)
+        std = torch.tensor(statistics["std"], dtype=torch.float64)
+        values = values * std + mean
+    found = []
+    for column in range(values.shape[1]):
+        raw = values[:, column]
+        integral = bool(((raw - raw.round()).abs() < 1e-3).all())
+        if integral and len(torch.unique(raw)) == len(raw):
+            found.append(column)
+    return found
+
+
 def duplicates_across_splits(bundle: DataBundle) -> dict[str, Any]:
-    """How many val/test rows are exact copies of training rows (train/test leakage)."""
-    train_keys = row_keys(bundle.train)
+    """How many val/test rows are copies of training rows (train/test leakage): exact copies, and
+    for tables copies once id-like columns are left out (``ignoring`` names those columns)."""
+    result = _duplicates(bundle, None)
+    ids = id_columns(bundle)
+    if ids:
+        without_ids = _duplicates(bundle, ids)
+        names = bundle.info.feature_names or []
+        ignoring = [names[i] if i < len(names) else f"column {i}" for i in ids]
+        for name, info in without_ids.items():
+            if info["in_train"] > result.get(name, {}).get("in_train", 0):
+                result[name] = {**info, "ignoring": ignoring}
+    return result
+
+
+def _duplicates(bundle: DataBundle, drop: list[int] | None) -> dict[str, Any]:
+    train_keys = row_keys(bundle.train, drop)
+    train_rows = _rows(bundle.train, drop)
     result: dict[str, Any] = {}
-    if train_keys is None:
+    if train_keys is None or train_rows is None:
         return result
-    train_rows = bundle.train.inputs.reshape(len(bundle.train), -1)
     for name in ("val", "test"):
         split = getattr(bundle, name)
-        keys = row_keys(split) if split is not None else None
-        if keys is None:
+        keys, rows = row_keys(split, drop), _rows(split, drop)
+        if keys is None or rows is None:
             continue
-        rows = split.inputs.reshape(len(split), -1)
         copies = _copies(rows, keys, train_rows, train_keys)
         result[name] = {"rows": len(keys), "in_train": len(copies), "first": copies[:10]}
     return result
 
 
-def check_bundle(bundle: DataBundle) -> dict[str, Any]:
-    """The data facts the doctor needs, as a JSON-able record."""
+def duplicate_seconds(bundle: DataBundle) -> float:
+    """About what ``duplicates_across_splits`` costs: it hashes every input value once."""
+    values = 0
+    for split in bundle.splits().values():
+        if isinstance(split, Split) and len(split) <= HASH_LIMIT:
+            values += split.inputs.numel()
+    return values * SECONDS_PER_VALUE
+
+
+def check_bundle(bundle: DataBundle, duplicates: bool = True) -> dict[str, Any]:
+    """The data facts the doctor needs, as a JSON-able record (``duplicates=False``: the search
+    for copies across splits is left out, recorded as ``"duplicates": None``)."""
     return {
         "dataset": bundle.info.name,
         "task": bundle.info.task,
         "normalized": bundle.info.normalization is not None,
         "train_rows": len(bundle.train),
         "scale": input_scale(bundle.train),
-        "class_counts": class_counts(bundle.train)
-        if bundle.info.task == "classification"
-        else None,
+        "class_counts": class_counts(bundle.train) if bundle.info.num_classes else None,
         "class_names": bundle.info.class_names,
-        "duplicates": duplicates_across_splits(bundle),
+        "duplicates": duplicates_across_splits(bundle) if duplicates else None,
     }
 
 
 @torch.no_grad()
-def example_losses(model: nn.Module, split: Any, device: torch.device) -> dict[str, Any] | None:
-    """Per-example cross-entropy on the first training rows, in eval mode (label-noise check)."""
+def example_losses(
+    model: nn.Module, split: Any, device: torch.device, rows: int = EXAMPLE_SAMPLE
+) -> dict[str, Any] | None:
+    """Per-example cross-entropy on the first ``rows`` training rows, in eval mode (label noise)."""
     if not isinstance(split, Split) or split.targets.is_floating_point():
         return None
-    inputs, targets = split.inputs[:EXAMPLE_SAMPLE], split.targets[:EXAMPLE_SAMPLE]
+    inputs, targets = split.inputs[:rows], split.targets[:rows]
     was_training = model.training
     model.eval()
     try:

@@ -1,21 +1,26 @@
-"""Training diagnostics: a callback that samples layer statistics every few steps, cheaply.
+"""Training diagnostics: a callback that samples layer statistics within a time budget.
 
 On a sampled step forward hooks (registered for that step only) record each leaf layer's
-activation mean/std, its dead-ReLU fraction and sigmoid/tanh saturation; ``after_backward``
-records per-layer gradient norms; ``batch_end`` weight norms and update-to-weight ratios. Data
-checks (scale, class balance, duplicates across splits) run once at fit start and per-example
-training losses once at fit end. Everything goes to ``RUN/diagnostics.jsonl``; at fit end the
-doctor turns it into ``RUN/diagnosis.json``, plots and a report section. The only per-step
-cost is one hook on the whole model checking that its output is finite (every step on CPU, on
-sampled steps on accelerators); when it is not, the same batch is run again through hooks before
-the weights are updated, to name the first layer that produced a NaN/Inf. Nothing here draws a
-random number, and any failure becomes a warning: diagnostics never stop training.
+activation mean/std (the first tensor of a recurrent layer's tuple), its dead-ReLU fraction and
+sigmoid/tanh saturation; ``after_backward`` records per-layer gradient norms (as the optimizer
+sees them: unscaled, and after clipping when clipping is on); ``batch_end`` weight norms and
+update-to-weight ratios. Data checks run once at fit start and per-example training losses once at
+fit end, both on bounded subsets. **Cost**: the callback times itself and samples only while its
+total time stays within ``budget`` (5%) of the training time measured so far, so its cost is
+proportional to training whatever the model or data size; the figures are drawn at fit end only
+when the budget leaves room for them (``fathom doctor RUN`` draws them always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end the doctor turns it into
+``RUN/diagnosis.json`` and a report section. The only per-step cost is one hook on the whole
+model checking that its output is finite (every step on CPU, on sampled steps on accelerators);
+when it is not, the same batch is run again through hooks before the weights are updated, to name
+the first layer that produced a NaN/Inf. Nothing here draws a random number or changes a value,
+and any failure becomes a warning: diagnostics never stop training.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,63 +31,56 @@ from torch import nn
 
 from fathom.data.bundle import DataBundle
 from fathom.diagnosis import datachecks
+from fathom.diagnosis.measures import (
+    activation_statistics,
+    first_tensor,
+    run_facts,
+    update_statistics,
+    weighted_leaves,
+)
 from fathom.engine.callbacks import Callback
 from fathom.errors import TrainingDiverged
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
 
+__all__ = ["Diagnostics", "activation_statistics", "read_records"]
+
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
-SAMPLES_PER_EPOCH = 2
-MIN_INTERVAL = 20
-MAX_INTERVAL = 50
-RELU_TYPES = (nn.ReLU, nn.ReLU6)
-SATURATING = {nn.Sigmoid: (0.01, 0.99), nn.Tanh: (-0.99, 0.99), nn.Hardtanh: (-0.99, 0.99)}
-
-
-def sample_interval(steps_per_epoch: int) -> int:
-    """About twice per epoch, but every 20 to 50 steps (at most 5% of the steps are sampled):
-    a pure function of the loader, so a resumed run samples the same steps."""
-    return max(MIN_INTERVAL, min(MAX_INTERVAL, steps_per_epoch // SAMPLES_PER_EPOCH))
-
-
-def _units_max(output: torch.Tensor) -> torch.Tensor:
-    """Per-unit maximum over the batch (channels of images, features of vectors)."""
-    if output.dim() == 4 or output.dim() == 2:
-        return output.transpose(0, 1).reshape(output.shape[1], -1).amax(dim=1)
-    return output.reshape(-1, output.shape[-1]).amax(dim=0)
-
-
-def activation_statistics(module: nn.Module, output: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean and std of a layer's output, plus dead or saturated fractions for activations."""
-    values = output.detach().float()
-    stats = {"mean": values.mean(), "std": values.std() if values.numel() > 1 else values.sum() * 0}
-    if isinstance(module, RELU_TYPES) and values.dim() >= 2:
-        stats["dead"] = (_units_max(values) <= 0).float().mean()
-    for kind, (low, high) in SATURATING.items():
-        if isinstance(module, kind):
-            stats["saturated"] = ((values <= low) | (values >= high)).float().mean()
-    return stats
+BUDGET = 0.05  # the callback's time, as a fraction of the training time measured so far
+SAMPLING_SHARE = 0.7  # of the budget, for samples: the rest covers fit-end work and dispatch
+MIN_GAP = 10  # steps between two samples, at least
+PLOT_SECONDS = 1.0  # what drawing the three figures costs on a laptop CPU (measured 0.7-0.9 s)
 
 
 class Diagnostics(Callback):
     """Collects training statistics into ``RUN/diagnostics.jsonl`` and diagnoses the run at the end.
 
     ``bundle`` (the data as the model sees it) enables the data checks and the label-noise
-    check; ``run_dir=None`` keeps the records in memory (``self.records``).
+    check; ``run_dir=None`` keeps the records in memory (``self.records``). ``budget``: the
+    fraction of the training time the callback may spend; ``every`` > 0 samples every that many
+    steps instead, whatever it costs (for tests and close inspection).
     """
 
     order = 50
 
     def __init__(
-        self, run_dir: Path | None = None, bundle: DataBundle | None = None, every: int = 0
+        self,
+        run_dir: Path | None = None,
+        bundle: DataBundle | None = None,
+        every: int = 0,
+        budget: float = BUDGET,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.path = self.run_dir / DIAGNOSTICS_FILE if self.run_dir is not None else None
-        self.bundle = bundle
-        self.every = every
+        self.bundle, self.every, self.budget = bundle, every, budget
         self.records: list[dict[str, Any]] = []
         self.diagnoses: list[Any] = []
+        self.spent = 0.0  # seconds inside this callback since fit start
+        self._clock = time.perf_counter()
+        self._first_step, self._last_sample, self._sample_cost = 0, -1, 0.0
+        self._end_started = (0.0, 0.0)  # (spent, reserve) when the fit-end checks began
+        self._planned = math.inf  # steps this fit will train (epochs x batches, or max_steps)
         self._hooks: list[Any] = []
         self._layers: dict[str, dict[str, torch.Tensor]] = {}
         self._order: list[str] = []
@@ -96,29 +94,37 @@ class Diagnostics(Callback):
 
     # ----------------------------------------------------------------- events
     def fit_start(self, trainer: Trainer) -> None:
-        if not self.every:
-            self.every = sample_interval(len(trainer.train_loader))
+        self._clock, self.spent = time.perf_counter(), 0.0
+        self._first_step = trainer.state.step
+        planned = trainer.epochs * len(trainer.train_loader)
+        self._planned = min(planned, trainer.config.max_steps or planned)
         self._guard("resume", lambda: self._keep_records_until(trainer.state.step))
-        if not any(record.get("kind") == "data" for record in self.records):
-            self._guard("data checks", lambda: self._write(self._data_record(trainer)))
+        self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle)))
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
 
     def batch_start(self, trainer: Trainer) -> None:
-        if trainer.state.step == 0 or (trainer.state.step + 1) % self.every == 0:
+        if self.should_sample(trainer.state.step):
             self._guard("sample", lambda: self._start_sample(trainer.model))
 
     def after_backward(self, trainer: Trainer) -> None:
         if not self._output_finite and self._first_nonfinite is None:
             self._guard("non-finite", lambda: self._replay_nonfinite(trainer.model))
         if self._sampling:
-            self._guard("gradients", lambda: self._record_gradients(trainer.model))
+            self._guard("gradients", lambda: self._record_gradients(trainer))
 
     def batch_end(self, trainer: Trainer) -> None:
+        if trainer.state.step == 1 and self._first_step == 0:
+            self._guard("first loss", lambda: self._write_first_loss(trainer))
         if self._sampling:
             self._guard("sample", lambda: self._finish_sample(trainer))
 
     def fit_end(self, trainer: Trainer) -> None:
         self._remove_hooks()
+        self._end_started = (
+            self.spent,
+            (1 - SAMPLING_SHARE) * self.budget * self.trained_seconds(),
+        )
+        self._guard("data checks", lambda: self._write_data_checks(trainer))
         self._guard("examples", lambda: self._write_examples(trainer))
         self._guard("doctor", lambda: self.diagnose(trainer))
 
@@ -129,7 +135,47 @@ class Diagnostics(Callback):
         if not isinstance(error, TrainingDiverged):
             return
         self._guard("non-finite", lambda: self._locate_nonfinite(trainer, error))
+        self._end_started = (
+            self.spent,
+            (1 - SAMPLING_SHARE) * self.budget * self.trained_seconds(),
+        )
+        self._guard("data checks", lambda: self._write_data_checks(trainer))
         self._guard("doctor", lambda: self.diagnose(trainer))
+
+    # ----------------------------------------------------------------- budget
+    def trained_seconds(self) -> float:
+        """Seconds of training since fit start, this callback's own time excluded."""
+        return time.perf_counter() - self._clock - self.spent
+
+    def should_sample(self, step: int) -> bool:
+        """Sample this step? Never the first step of a fit (it carries one-off costs, and layers
+        set from the first batch change there); always the second (the doctor's reference point:
+        gradients and update sizes before the optimizer adapts, at about the cost of one step);
+        then whenever the time spent so far plus one more sample stays within the budget (fixed
+        ``every`` steps when ``every`` is set)."""
+        if step <= self._first_step:
+            return False
+        if self.every:
+            return step % self.every == 0
+        if self._last_sample < self._first_step:  # a sample ~ a step: only if the run pays for it
+            return (self._planned - self._first_step) * SAMPLING_SHARE * self.budget >= 1
+        if step - self._last_sample < MIN_GAP:
+            return False
+        trained = self.trained_seconds()
+        cost = self._sample_cost or trained / (step - self._first_step)  # about one step
+        return self.spent + cost <= SAMPLING_SHARE * self.budget * trained
+
+    def left(self) -> float:
+        """Seconds of the budget not yet spent (unlimited when ``every`` is set)."""
+        return math.inf if self.every else self.budget * self.trained_seconds() - self.spent
+
+    def fit_end_allowance(self) -> float:
+        """Seconds for each of the two fit-end checks: what is left of the budget, and at least
+        half the share kept back from sampling (samples may have used more than theirs)."""
+        return max(self.left(), self._end_started[1] / 2)
+
+    def room_for_figures(self) -> bool:
+        return self.every > 0 or self.spent + PLOT_SECONDS <= self.budget * self.trained_seconds()
 
     # ---------------------------------------------------------------- samples
     def _add_hooks(self, model: nn.Module) -> None:
@@ -137,59 +183,76 @@ class Diagnostics(Callback):
         self._root_hooks.append(model.register_forward_hook(self._watch_output))
 
     def _watch_output(self, module: nn.Module, inputs: Any, output: Any) -> None:
-        if torch.is_grad_enabled() and isinstance(output, torch.Tensor) and inputs:
+        started = time.perf_counter()
+        output = first_tensor(output)
+        if torch.is_grad_enabled() and output is not None and inputs:
             self._last_inputs = inputs[0]
             if output.is_floating_point() and (output.device.type == "cpu" or self._sampling):
                 self._output_finite = bool(torch.isfinite(output.detach()).all())
+        self.spent += time.perf_counter() - started
 
     def _start_sample(self, model: nn.Module) -> None:
         """Hooks on every leaf layer, for this step only, and a copy of the weights."""
         self._layers, self._order, self._sampling = {}, [], True
+        self._sample_started = time.perf_counter()
         for name, module in model.named_modules():
             if next(module.children(), None) is None:
                 self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
         self._before = {
             name: [p.detach().clone() for p in module.parameters(recurse=False)]
-            for name, module in _weighted_leaves(model)
+            for name, module in weighted_leaves(model)
         }
+        self._sample_seconds = time.perf_counter() - self._sample_started
 
     def _hook(self, name: str) -> Callable[..., None]:
         def record(module: nn.Module, inputs: Any, output: Any) -> None:
             if not self._sampling or name in self._layers or not torch.is_grad_enabled():
                 return  # only training forwards of sampled steps
-            if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-                return
-            if output.numel() == 0:
-                return
-            self._layers[name] = activation_statistics(module, output)
-            self._order.append(name)
-            self._layers[name]["_type"] = type(module).__name__  # type: ignore[assignment]
+            started = time.perf_counter()
+            output = first_tensor(output)
+            if output is not None and output.is_floating_point() and output.numel() > 0:
+                self._layers[name] = activation_statistics(module, output)
+                self._order.append(name)
+                self._layers[name]["_type"] = type(module).__name__  # type: ignore[assignment]
+            elapsed = time.perf_counter() - started
+            self.spent += elapsed
+            self._sample_seconds += elapsed
 
         return record
 
-    def _record_gradients(self, model: nn.Module) -> None:
-        for name, module in _weighted_leaves(model):
+    def _record_gradients(self, trainer: Trainer) -> None:
+        """Per-layer gradient norms as the optimizer will use them: divided by the fp16 loss
+        scale, and times the clipping factor when ``train.grad_clip_norm`` is set."""
+        started = time.perf_counter()
+        scaler = trainer.precision.scaler
+        scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
+        norms: dict[str, torch.Tensor] = {}
+        for name, module in weighted_leaves(trainer.model):
             grads = [p.grad for p in module.parameters(recurse=False) if p.grad is not None]
             if grads and name in self._layers:
-                norms = torch.stack([g.detach().float().norm() for g in grads])
-                self._layers[name]["grad_norm"] = norms.norm()
+                norms[name] = torch.stack([g.detach().float().norm() for g in grads]).norm() / scale
+        limit = getattr(trainer.clipper, "max_norm", None)
+        if norms and limit:
+            total = torch.stack(list(norms.values())).norm()
+            factor = (limit / (total + 1e-6)).clamp(max=1.0)
+            for name, norm in norms.items():
+                self._layers[name]["grad_norm_raw"] = norm
+                norms[name] = norm * factor
+        for name, norm in norms.items():
+            self._layers[name]["grad_norm"] = norm
+        self._sample_seconds += time.perf_counter() - started
 
     def _finish_sample(self, trainer: Trainer) -> None:
+        started = time.perf_counter()
         self._sampling = False
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-        for name, module in _weighted_leaves(trainer.model):
+        for name, module in weighted_leaves(trainer.model):
             before = self._before.get(name)
-            if name not in self._layers or not before:
-                continue
-            after = [p.detach() for p in module.parameters(recurse=False)]
-            weight = torch.stack([p.float().norm() for p in before]).norm()
-            change = torch.stack(
-                [(a.float() - b.float()).norm() for a, b in zip(after, before, strict=True)]
-            )
-            self._layers[name]["weight_norm"] = weight
-            self._layers[name]["update_ratio"] = change.norm() / weight.clamp_min(1e-12)
+            if name in self._layers and before:
+                after = [p.detach() for p in module.parameters(recurse=False)]
+                self._layers[name].update(update_statistics(before, after))
         self._before = {}
         layers = {}
         for name in self._order:
@@ -203,6 +266,14 @@ class Diagnostics(Callback):
             }
         record = {"kind": "sample", "step": trainer.state.step, "epoch": trainer.state.epoch}
         self._write({**record, "layers": layers})
+        self._last_sample = trainer.state.step
+        self._sample_cost = self._sample_seconds + time.perf_counter() - started
+
+    def _write_first_loss(self, trainer: Trainer) -> None:
+        """The loss of the very first step: the starting point of the loss-trend checks."""
+        loss = trainer.running_loss()
+        if loss is not None:
+            self._write({"kind": "first_loss", "step": 1, "loss": _clean(loss)})
 
     def _replay_nonfinite(self, model: nn.Module) -> None:
         """The output just became non-finite and the weights are not updated yet: run the same
@@ -220,16 +291,27 @@ class Diagnostics(Callback):
         self._hooks, self._root_hooks = [], []
 
     # --------------------------------------------------------- data and examples
-    def _data_record(self, trainer: Trainer) -> dict[str, Any]:
-        record: dict[str, Any] = {"kind": "data", "step": 0}
-        if self.bundle is not None:
-            record.update(datachecks.check_bundle(self.bundle))
-        return record
+    def _write_data_checks(self, trainer: Trainer) -> None:
+        """At fit end, when the training time is known: input scale and class counts (bounded
+        subsets) always; the duplicate search over every row when the budget covers it."""
+        if self.bundle is None or any(r.get("kind") == "data" for r in self.records):
+            return
+        affordable = datachecks.duplicate_seconds(self.bundle) <= self.fit_end_allowance()
+        record = datachecks.check_bundle(self.bundle, duplicates=affordable)
+        self._write({"kind": "data", "step": 0, **record})
 
     def _write_examples(self, trainer: Trainer) -> None:
-        if self.bundle is None or getattr(trainer.task, "name", "") != "classification":
+        """Per-example losses on as many of the first training rows (up to 512) as the budget
+        covers, at a third of a training step's time per row (a forward pass only)."""
+        if self.bundle is None or not getattr(trainer.task, "is_classifier", False):
             return
-        losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device)
+        steps = max(1, trainer.state.step - self._first_step)
+        batch = max(1, getattr(trainer.train_loader, "batch_size", 64) or 64)
+        per_row = self.trained_seconds() / (3 * steps * batch)
+        rows = int(min(datachecks.EXAMPLE_SAMPLE, self.fit_end_allowance() / max(per_row, 1e-9)))
+        if rows < datachecks.EXAMPLE_MINIMUM:
+            return
+        losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device, rows)
         if losses is not None:
             self._write({"kind": "examples", "step": trainer.state.step, **losses})
 
@@ -253,9 +335,11 @@ class Diagnostics(Callback):
         from fathom.diagnosis.doctor import diagnose_records, save_diagnosis
 
         metrics = list(getattr(trainer.log, "records", []))
-        self.diagnoses = diagnose_records(self.records, metrics, trainer.task.name)
+        self.diagnoses = diagnose_records(
+            self.records, metrics, getattr(trainer.task, "is_classifier", False)
+        )
         if self.run_dir is not None:
-            save_diagnosis(self.run_dir, self.diagnoses, self.records)
+            save_diagnosis(self.run_dir, self.diagnoses, self.records, self.room_for_figures())
         return self.diagnoses
 
     # ------------------------------------------------------------ bookkeeping
@@ -277,10 +361,13 @@ class Diagnostics(Callback):
         lines = self.path.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if line.endswith("}") and _step(line) <= step]
         self.records = [json.loads(line) for line in kept]
-        self.records = [r for r in self.records if r.get("kind") in ("data", "sample")]
+        self.records = [
+            r for r in self.records if r.get("kind") in ("data", "sample", "first_loss")
+        ]
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
 
     def _guard(self, what: str, action: Callable[[], Any]) -> None:
+        started = time.perf_counter()
         try:
             action()
         except Exception as error:  # noqa: BLE001 - diagnostics must never stop training
@@ -289,15 +376,8 @@ class Diagnostics(Callback):
             if what not in self._failed:
                 self._failed.add(what)
                 warnings.warn(f"diagnostics ({what}) skipped: {error}", stacklevel=2)
-
-
-def _weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [
-        (name or "model", module)
-        for name, module in model.named_modules()
-        if next(module.children(), None) is None
-        and any(p.requires_grad for p in module.parameters(recurse=False))
-    ]
+        finally:
+            self.spent += time.perf_counter() - started
 
 
 def _step(line: str) -> int:

@@ -1,6 +1,6 @@
 """The doctor: rules that turn diagnostics records into diagnoses, each with evidence and a remedy.
 
-``diagnose_records(diagnostics, metrics, task)`` is pure (records in, diagnoses out) so a finished
+``diagnose_records(diagnostics, metrics, classifier)`` is pure (records in, diagnoses out) so a finished
 run can be diagnosed again from its files (``fathom doctor RUN``). Thresholds are deliberately
 conservative: a healthy run must get no diagnosis (the sabotage suite in the tests checks both).
 """
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fathom.diagnosis import rules
+from fathom.diagnosis import remedies, rules
 
 if TYPE_CHECKING:
     from fathom.data.bundle import DataBundle
@@ -36,6 +36,17 @@ class Diagnosis:
         return asdict(self)
 
 
+class Diagnoses(list):  # type: ignore[type-arg]
+    """The diagnoses of a run (a list of ``Diagnosis``), plus ``not_checked``: the checks that
+    could not run on it and why (e.g. over/underfitting without a validation split)."""
+
+    not_checked: list[str]
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(items)
+        self.not_checked = []
+
+
 @dataclass
 class Facts:
     """What the rules read, extracted once from the records."""
@@ -46,11 +57,13 @@ class Facts:
     data: dict[str, Any]
     examples: dict[str, Any] | None
     nonfinite: dict[str, Any] | None
-    task: str
+    classifier: bool  # the task predicts classes (accuracy, label noise, smoothing)
+    run: dict[str, Any] = field(default_factory=dict)
+    first_loss: float | None = None
 
     @classmethod
     def from_records(
-        cls, diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str
+        cls, diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], classifier: bool
     ) -> Facts:
         def last(kind: str) -> dict[str, Any] | None:
             found = [r for r in diagnostics if r.get("kind") == kind]
@@ -63,7 +76,9 @@ class Facts:
             data=last("data") or {},
             examples=last("examples"),
             nonfinite=last("nonfinite"),
-            task=task,
+            classifier=classifier,
+            run=last("run") or {},
+            first_loss=_number((last("first_loss") or {}).get("loss")),
         )
 
     def series(self, records: list[dict[str, Any]], key: str) -> list[float]:
@@ -104,29 +119,59 @@ class Facts:
         return max(medians) if medians else None
 
     def learning_rate(self) -> float | None:
+        """The largest learning rate logged (the run's setting when nothing was logged)."""
         rates = self.series(self.train, "lr")
-        return max(rates) if rates else None
+        return max(rates) if rates else _number(self.run.get("lr"))
+
+    def validation(self) -> bool:
+        """Was there a validation split? (Runs recorded before this fact: any val metrics.)"""
+        return bool(self.run.get("validation", bool(self.val)))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value == value else None
 
 
 def diagnose_records(
-    diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], task: str = "classification"
-) -> list[Diagnosis]:
+    diagnostics: list[dict[str, Any]], metrics: list[dict[str, Any]], classifier: bool = True
+) -> Diagnoses:
     """Every rule that fires, in a fixed order; later rules may defer to earlier findings."""
-    facts = Facts.from_records(diagnostics, metrics, task)
-    found: list[Diagnosis] = []
+    facts = Facts.from_records(diagnostics, metrics, classifier)
+    found = Diagnoses()
     for rule in rules.RULES:
         result = rule(facts, {d.key for d in found})
         if result is not None:
+            result["overrides"] = remedies.applicable(result.get("overrides", []), facts)
             found.append(Diagnosis(**result))
+    found.not_checked = not_checked(facts)
     return found
 
 
+def not_checked(facts: Facts) -> list[str]:
+    """The checks the run's records could not support, said plainly rather than skipped."""
+    notes = []
+    if facts.run and not facts.validation() and facts.classifier:
+        notes.append(
+            "overfitting: the run has no validation split (data.val_fraction=0); "
+            "underfitting was judged on training accuracy alone"
+        )
+    if facts.data and facts.data.get("duplicates", {}) is None:
+        notes.append(
+            "leakage: the search for copies across splits did not fit this short run's time "
+            "budget; 'fathom doctor RUN' runs it"
+        )
+    if facts.run and not facts.samples:
+        notes.append("layer statistics: the run was too short to sample within the time budget")
+    return notes
+
+
 def format_diagnoses(diagnoses: list[Diagnosis]) -> str:
-    """The doctor's text for the terminal."""
+    """The doctor's text for the terminal (with the checks it could not run, if any)."""
+    notes = [f"  (not checked: {note})" for note in getattr(diagnoses, "not_checked", [])]
     if not diagnoses:
-        return "doctor: no problems found"
+        return "\n".join(["doctor: no problems found", *notes])
     count = len(diagnoses)
-    lines = [f"doctor: {count} problem{'s' if count > 1 else ''} found"]
+    lines = [f"doctor: {count} problem{'s' if count > 1 else ''} found", *notes]
     for diagnosis in diagnoses:
         lines.append(f"  - {diagnosis.title} [{diagnosis.key}]")
         lines.append(f"      evidence: {diagnosis.evidence}")
@@ -137,23 +182,40 @@ def format_diagnoses(diagnoses: list[Diagnosis]) -> str:
 
 
 def save_diagnosis(
-    run_dir: Path, diagnoses: list[Diagnosis], diagnostics: list[dict[str, Any]]
+    run_dir: Path,
+    diagnoses: list[Diagnosis],
+    diagnostics: list[dict[str, Any]],
+    figures: bool = True,
 ) -> None:
-    """RUN/diagnosis.json, the diagnostics plots and the report section."""
-    from fathom.diagnosis.plots import plot_diagnostics
+    """RUN/diagnosis.json, the diagnostics plots (``figures=False``: not drawn now; they cost
+    about a second, which a short run's budget does not cover) and the report section."""
     from fathom.files import atomic_write_json
-    from fathom.report import save_section
+    from fathom.report.sections import save_section  # the figures' matplotlib only when drawn
 
-    atomic_write_json(
-        Path(run_dir) / DIAGNOSIS_FILE, {"diagnoses": [d.to_dict() for d in diagnoses]}
-    )
-    images = plot_diagnostics(diagnostics, Path(run_dir) / "plots")
+    saved = {
+        "diagnoses": [d.to_dict() for d in diagnoses],
+        "not_checked": list(getattr(diagnoses, "not_checked", [])),
+    }
+    atomic_write_json(Path(run_dir) / DIAGNOSIS_FILE, saved)
+    images: list[Path] = []
+    if figures:
+        from fathom.diagnosis.plots import plot_diagnostics
+
+        images = plot_diagnostics(diagnostics, Path(run_dir) / "plots")
+    else:  # figures of an earlier part of a resumed run would show stale statistics
+        for stale in (Path(run_dir) / "plots").glob("diagnostics_*.png"):
+            stale.unlink(missing_ok=True)
     relative = [f"plots/{path.name}" for path in images]
     text = (
         "No problems found in the training statistics."
         if not diagnoses
         else "Problems the doctor found, with the evidence and a remedy for each."
     )
+    if not figures:
+        text += " Figures of the layer statistics: run 'fathom doctor RUN' to draw them."
+    not_checked = list(getattr(diagnoses, "not_checked", []))
+    if not_checked:
+        text += " Not checked: " + "; ".join(not_checked) + "."
     save_section(
         run_dir, "diagnosis", "Diagnosis (the doctor)", text=text,
         headers=["Problem", "Evidence", "Remedy"] if diagnoses else (),
@@ -162,13 +224,15 @@ def save_diagnosis(
     )  # fmt: skip
 
 
-def read_diagnosis(run_dir: Path) -> list[Diagnosis] | None:
+def read_diagnosis(run_dir: Path) -> Diagnoses | None:
     from fathom.report.plots import read_json
 
     saved = read_json(Path(run_dir) / DIAGNOSIS_FILE)
     if not isinstance(saved, dict):
         return None
-    return [Diagnosis(**item) for item in saved.get("diagnoses", [])]
+    diagnoses = Diagnoses(Diagnosis(**item) for item in saved.get("diagnoses", []))
+    diagnoses.not_checked = [str(note) for note in saved.get("not_checked") or []]
+    return diagnoses
 
 
 def diagnose_run(
@@ -185,10 +249,16 @@ def diagnose_run(
 
     run_dir = Path(run_dir)
     records = read_records(run_dir)
-    task = str((read_json(run_dir / "run.json") or {}).get("task") or "classification")
-    if load_bundle is not None and not any(r.get("kind") == "data" for r in records):
+    record = read_json(run_dir / "run.json") or {}
+    # run.json says whether the task classifies; runs written before it said so were
+    # classifiers exactly when their data's task was classification
+    classifier = bool(
+        record.get("classifier", record.get("task", "classification") == "classification")
+    )
+    data = [r for r in records if r.get("kind") == "data"]
+    if load_bundle is not None and (not data or data[-1].get("duplicates", {}) is None):
         with contextlib.suppress(Exception):  # the dataset may be gone: diagnose without it
             records.append({"kind": "data", "step": 0, **check_bundle(load_bundle())})
-    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), task)
+    diagnoses = diagnose_records(records, read_metrics(run_dir / "metrics.jsonl"), classifier)
     save_diagnosis(run_dir, diagnoses, records)
     return diagnoses

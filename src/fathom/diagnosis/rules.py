@@ -11,6 +11,8 @@ import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fathom.diagnosis import remedies
+
 if TYPE_CHECKING:
     from fathom.diagnosis.doctor import Facts
 
@@ -20,7 +22,6 @@ DEAD_FRACTION = 0.5
 SATURATED_FRACTION = 0.5
 UPDATE_RATIO_HIGH = 0.1  # update-to-weight ratio per step (healthy: about 1e-3)
 UPDATE_RATIO_LOW = 1e-4
-HEALTHY_UPDATE_RATIO = 3e-3
 FEATURE_SCALE = 20.0
 IMBALANCE_RATIO = 0.25
 CONFIDENTLY_WRONG = 0.1
@@ -37,14 +38,6 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _lr_advice(facts: Facts, ratio: float, low: float, high: float) -> list[str]:
-    rate = facts.learning_rate()
-    if rate is None or not ratio > 0:
-        return []
-    factor = min(max(HEALTHY_UPDATE_RATIO / ratio, low), high)
-    return [f"optim.lr={rate * factor:.2g}"]
-
-
 def non_finite(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     record = facts.nonfinite
     if record is None:
@@ -59,7 +52,7 @@ def non_finite(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "title": "NaN/Inf during training",
         "evidence": evidence,
         "remedy": "lower the learning rate and clip gradients; check the inputs for NaN",
-        "overrides": [*_lr_advice(facts, 1.0, 0.1, 0.1), "train.grad_clip_norm=1.0"],
+        "overrides": [*remedies.after_divergence(facts), "train.grad_clip_norm=1.0"],
     }
 
 
@@ -113,7 +106,15 @@ def exploding_gradients(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "evidence": f"gradient norm of {layer} reached {peaks[layer]:.3g} "
         f"(median over layers {typical:.3g}); a healthy network stays below ~10",
         "remedy": "clip gradients, lower the learning rate, initialise with a smaller scale",
-        "overrides": ["train.grad_clip_norm=1.0", "model.init=kaiming_normal"],
+        "overrides": [
+            "train.grad_clip_norm=1.0",
+            "model.init=kaiming_normal",
+            *(
+                remedies.learning_rate(facts, 1.0, 0.3, 0.3)
+                if facts.run.get("grad_clip_norm")
+                else []
+            ),
+        ],
     }
 
 
@@ -157,12 +158,16 @@ def saturated_activations(facts: Facts, found: set[str]) -> dict[str, Any] | Non
 
 
 def _loss_change(facts: Facts) -> tuple[float, float] | None:
-    """(starting loss, lowest loss of the second half); a classifier starts at log(classes)."""
+    """(starting loss, lowest logged loss of the second half). The start is the loss of the very
+    first step (before any blow-up; the first logged loss averages many steps), and for a
+    classifier at most log(classes), what an untrained one scores; old runs: the first logged."""
     losses = facts.series(facts.train, "loss")
     if len(losses) < 2:
         return None
+    start = facts.first_loss if facts.first_loss is not None else losses[0]
     counts = facts.data.get("class_counts")
-    start = math.log(len(counts)) if facts.task == "classification" and counts else losses[0]
+    if facts.classifier and counts:
+        start = min(start, math.log(len(counts))) if facts.first_loss else math.log(len(counts))
     return start, min(losses[len(losses) // 2 :])
 
 
@@ -183,7 +188,7 @@ def lr_too_high(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "title": "Learning rate too high",
         "evidence": evidence,
         "remedy": "lower the learning rate (or run 'fathom lr-find' / optim.lr=auto)",
-        "overrides": _lr_advice(facts, ratio, 1e-4, 0.1),
+        "overrides": remedies.learning_rate(facts, ratio, 1e-4, 0.1),
     }
 
 
@@ -202,7 +207,7 @@ def lr_too_low(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "evidence": f"median update-to-weight ratio per step is {ratio:.2g} (healthy: ~1e-3); "
         f"training loss only went from {change[0]:.3g} to {change[1]:.3g}",
         "remedy": "raise the learning rate (or run 'fathom lr-find' / optim.lr=auto)",
-        "overrides": _lr_advice(facts, ratio, 10.0, 1e4),
+        "overrides": remedies.learning_rate(facts, ratio, 10.0, 1e4),
     }
 
 
@@ -245,10 +250,18 @@ def overfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "remedy": "stop early, add weight decay, dropout or augmentation, or get more data",
         "overrides": [
             "train.early_stopping.patience=3",
-            "optim.weight_decay=0.05",
+            *remedies.stronger_weight_decay(facts),
             "model.dropout=0.3",
         ],
     }
+
+
+def _still_falling(losses: list[float]) -> bool:
+    """Did the training loss fall by more than a tenth over the last quarter of the run?"""
+    if len(losses) < 4:
+        return False
+    quarter = max(1, len(losses) // 4)
+    return min(losses[-quarter:]) < 0.9 * min(losses[:-quarter])
 
 
 def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
@@ -257,18 +270,26 @@ def underfitting(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         return None
     train_accuracy = facts.series(facts.train, "accuracy")
     val_accuracy = facts.series(facts.val, "accuracy")
-    if not train_accuracy or not val_accuracy or facts.task != "classification":
+    if not train_accuracy or not facts.classifier:
         return None
-    final_train, final_val = train_accuracy[-1], val_accuracy[-1]
-    if final_train >= UNDERFIT_ACCURACY or final_train - final_val > 0.05:
+    final_train = train_accuracy[-1]
+    if final_train >= UNDERFIT_ACCURACY or _overfitting_evidence(facts) is not None:
         return None
+    if _still_falling(facts.series(facts.train, "loss")):
+        return None  # a run stopped while learning fast needs more steps, not another model
+    shown = f" (validation {val_accuracy[-1]:.1%})" if val_accuracy else ""
+    decay = facts.run.get("weight_decay")
     return {
         "key": "underfitting",
         "title": "Underfitting",
-        "evidence": f"training accuracy is only {final_train:.1%} (validation {final_val:.1%}): "
+        "evidence": f"training accuracy is only {final_train:.1%}{shown}: "
         "the model does not fit even the data it trains on",
         "remedy": "use a larger model, train longer, or reduce regularisation",
-        "overrides": ["model.hidden=[256,256]", "train.epochs=30", "optim.weight_decay=0"],
+        "overrides": [
+            *remedies.larger_model(facts),
+            *remedies.longer_training(facts),
+            *(["optim.weight_decay=0"] if decay else []),
+        ],
     }
 
 
@@ -341,10 +362,11 @@ def leakage(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     if not leaked:
         return None
     shown = "; ".join(
-        f"{info['in_train']} of {info['rows']} {name} rows are copies of training rows "
-        f"(e.g. rows {', '.join(map(str, info['first'][:5]))})"
+        f"{info['in_train']} of {info['rows']} {name} rows are copies of training rows"
+        + (f" once the id-like column {', '.join(info['ignoring'])} is left out" if info.get("ignoring") else "")
+        + f" (e.g. rows {', '.join(map(str, info['first'][:5]))})"
         for name, info in leaked.items()
-    )
+    )  # fmt: skip
     return {
         "key": "leakage",
         "title": "Train/test leakage (duplicates across splits)",

@@ -198,3 +198,63 @@ def by_name(name: str) -> Fault:
 
 def describe(setup: Setup) -> dict[str, Any]:
     return {"rows": len(setup.bundle.train), "overrides": setup.overrides}
+
+
+# ------------------------------------------------------------- faults planted the CLI way
+@dataclass
+class CliFault:
+    """A fault planted as a user plants it: ``fathom train TARGET OVERRIDES...`` (``target``: a
+    dataset or recipe name, or None for the embedded default). ``expected`` is the diagnosis the
+    doctor must give (None: a healthy run, no diagnosis at all); ``repairable``: the overrides the
+    doctor prints must remove the fault and bring the accuracy back."""
+
+    name: str
+    description: str
+    target: str | None
+    overrides: list[str]
+    expected: str | None
+    model: str | None = None  # fathom train --model NAME
+    repairable: bool = True
+
+
+CLI_COMMON = ["train.threads=1", "run.progress=none"]
+CLI_FAULTS: list[CliFault] = [
+    CliFault("cnn_healthy", "the embedded default, 6 epochs", None, ["train.epochs=6"], None),
+    CliFault("cnn_lr_low", "CNN on digits, AdamW lr 3e-6", None,
+             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low"),
+    CliFault("cnn_diverges", "CNN on digits, SGD lr 40 (NaN)", None,
+             ["train.epochs=6", "optim.name=sgd", "optim.lr=40", "schedule.name=constant"],
+             "non_finite"),
+    CliFault("mlp_underfit", "MLP with a 1-unit GELU hidden layer on digits", None,
+             ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8"], "underfitting",
+             "mlp"),
+    CliFault("mlp_no_validation", "the same, no validation split", None,
+             ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8",
+              "data.val_fraction=0"], "underfitting", "mlp"),
+]  # fmt: skip
+"""Small enough for the tests (seconds each on digits); ``CLI_BENCH_FAULTS`` are the larger ones
+that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
+the shared datasets)."""
+
+CLI_BENCH_FAULTS: list[CliFault] = [
+    CliFault("mnist_tiny_folder_healthy", "image folder (mnist_tiny), CNN", "DATA/mnist_tiny",
+             ["train.epochs=5"], None),
+    CliFault("mnist_tiny_folder_lr_high", "image folder, AdamW lr 0.5", "DATA/mnist_tiny",
+             ["train.epochs=5", "optim.name=adamw", "optim.lr=0.5"], "lr_too_high"),
+    CliFault("sentiment_healthy", "sentiment recipe, 2 epochs", "sentiment", ["train.epochs=2"],
+             None),
+    CliFault("sentiment_lstm_sgd_lr5", "LSTM on sentiment, SGD lr 5", "sentiment",
+             ["train.epochs=2", "optim.name=sgd", "optim.lr=5", "optim.weight_decay=0"],
+             "lr_too_high", "lstm"),
+    CliFault("gan_healthy", "mnist-gan recipe, 300 steps", "mnist",
+             ["recipe=mnist-gan", "train.max_steps=300", "data.limit=12000"], None),
+    CliFault("charlm_healthy", "tinyshakespeare recipe, 30 steps, fp32", "tinyshakespeare",
+             ["train.max_steps=30", "train.precision=fp32"], None),
+    CliFault("charlm_adamw_lr005", "char-LM, AdamW lr 0.05 (clipped)", "tinyshakespeare",
+             ["train.max_steps=30", "train.precision=fp32", "optim.name=adamw", "optim.lr=0.05"],
+             "lr_too_high"),
+]  # fmt: skip
+
+
+def cli_fault(name: str) -> CliFault:
+    return next(fault for fault in CLI_FAULTS if fault.name == name)

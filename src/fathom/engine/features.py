@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import platform
 from collections.abc import Iterator
 
 import torch
@@ -13,17 +14,61 @@ from torch import nn
 
 from fathom.errors import ConfigError
 
+# torch.cpu checks, any of which means the x86 CPU has bf16 arithmetic in hardware
+X86_NATIVE_BF16 = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively (not emulated, which is slower than fp32).
+
+    x86 CPU: AVX-512 BF16 or AMX in the hardware, and neither PyTorch's kernels nor oneDNN held
+    below AVX-512 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``). ``get_cpu_capability`` alone
+    says ``AVX512`` with or without bf16, and oneDNN's check accepts any AVX-512 CPU (it emulates
+    bf16 there). Other CPUs: oneDNN's check. CUDA: compute capability 8.0 or later (Ampere).
+    """
+    if device.type == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # PyTorch before 2.3 has no including_emulation
+            return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    x86 = [getattr(torch.cpu, name, None) for name in X86_NATIVE_BF16]
+    if platform.machine().lower() in ("x86_64", "amd64") and all(map(callable, x86)):
+        held_back = torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2")
+        return any(bool(check()) for check in x86) and not held_back and _onednn_bf16()
+    return _onednn_bf16()
+
+
+def _onednn_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` becomes bf16 where ``device`` does bf16 natively, else fp32; others stay."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
+
 
 class Precision:
-    """fp32, bf16 autocast, or fp16 autocast with dynamic loss scaling."""
+    """fp32, bf16 autocast, or fp16 autocast with dynamic loss scaling; ``auto`` picks one.
+
+    ``name`` is the precision in use (``auto`` resolved), ``requested`` what the config asked.
+    """
 
     def __init__(self, precision: str, device: torch.device) -> None:
         if precision == "fp16" and device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-        self.precision = precision
+        self.requested = precision
+        self.name = resolve_precision(precision, device)
+        self.precision = self.name
         self.device = device
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.name == "fp16")
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:

@@ -17,6 +17,7 @@ from torch import nn
 from fathom.config import OptimConfig, ScheduleConfig
 from fathom.engine.muon import Muon, hidden_matrices, muon_parameter_groups
 from fathom.errors import ConfigError
+from fathom.nn.classifier import parameter_groups
 from fathom.registry import OPTIMIZERS, SCHEDULES
 
 
@@ -26,8 +27,13 @@ def build_optimizer(
     """The optimizer registered under ``config.name`` (``fathom list optimizers``).
 
     Muon needs the ``model`` to tell its hidden matrices from embeddings and the output layer.
+    ``optim.layer_decay`` (discriminative learning rates) needs it for its parameter groups.
     """
     factory = OPTIMIZERS.get(config.name)
+    if config.layer_decay is not None and model is not None:
+        if config.name == "muon":
+            raise ConfigError("optim.layer_decay does not combine with optim.name=muon")
+        parameters = layer_decayed_groups(parameters, model, config.lr, config.layer_decay)
     common: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
     if config.fused:
         if not getattr(factory, "fusable", False):
@@ -36,6 +42,25 @@ def build_optimizer(
             )
         common["fused"] = True
     return factory(parameters, config, model, common)
+
+
+def layer_decayed_groups(
+    parameters: Iterable[Any], model: nn.Module, lr: float, decay: float
+) -> list[dict[str, Any]]:
+    """One optimizer group per parameter group of ``model`` (stem first, head last: the model
+    contract), the head at ``lr`` and each group below at ``decay`` times the rate above it.
+
+    Only ``parameters`` (what the task trains) are kept; the schedule then scales every group's
+    rate alike, from each group's own ``initial_lr``.
+    """
+    wanted = {id(parameter) for parameter in parameters}
+    groups = [[p for p in group if id(p) in wanted] for group in parameter_groups(model)]
+    last = len(groups) - 1
+    return [
+        {"params": group, "lr": lr * decay ** (last - index)}
+        for index, group in enumerate(groups)
+        if group
+    ]
 
 
 def _sgd(parameters: Any, config: OptimConfig, model: Any, common: dict[str, Any]) -> Any:

@@ -271,6 +271,13 @@ class Trainer:
         if value is not None and better:
             state.best_metric, state.best_epoch = value, state.epoch
 
+    def running_loss(self) -> float | None:
+        """Mean training loss of the steps since the last log line (None before the first)."""
+        loss = self._running.get("loss")
+        return (
+            float(loss) / self._running_count if loss is not None and self._running_count else None
+        )
+
     def current_lr(self) -> float:
         return float(next(iter(self.optimizers.values())).param_groups[0]["lr"])
 

@@ -13,7 +13,6 @@ from fathom.errors import ConfigError, FathomError
 from fathom.runs.run import Run
 
 FORMATS = ("onnx", "torchscript", "safetensors")
-EXPORTABLE_TASKS = ("classification", "regression")
 
 
 def reads_tokens(info: DataInfo) -> bool:
@@ -24,7 +23,7 @@ def reads_tokens(info: DataInfo) -> bool:
 def check_exportable(run: Run, export_format: str) -> None:
     """Refuse, in one line, a run whose model cannot be exported to ``export_format``."""
     task = run.task
-    if task.name not in EXPORTABLE_TASKS:
+    if not task.graph_predictions:
         raise ConfigError(
             f"export works on classification and regression runs; this is a {task.name} run "
             "(generative, language-model, seq2seq and forecast models sample or decode in loops "

@@ -165,6 +165,7 @@ def store_metadata(path: Path, run: Run, **facts: Any) -> None:
     properties = {
         "fathom.run": run.path.name if run.path else "",
         "fathom.task": run.task.name,
+        "fathom.classifier": str(run.task.is_classifier).lower(),
         "fathom.model": run.config.model.name,
         "fathom.info": json.dumps(run.info.to_dict()),
         "fathom.weights_sha256": sha256_file(weights) if weights and weights.exists() else "",

@@ -32,6 +32,12 @@ MODELS.register(
     kind="vision",
 )
 MODELS.register(
+    "convnet",
+    "fathom.models.convnet:convnet",
+    description="configurable conv family (stages, depth, width, kernel, expansion, norm, skip)",
+    kind="vision",
+)
+MODELS.register(
     "resnet8",
     "fathom.models.resnet:resnet8",
     description="ResNet for small images, 8 layers",
@@ -156,6 +162,12 @@ MODELS.register(
     "fathom.models.airbench:airbench",
     description="airbench94's fast CIFAR-10 net: whitening conv, GELU conv groups 64/256/256",
     kind="vision",
+)
+MODELS.register(
+    "minilm",
+    "fathom.models.minilm:minilm",
+    description="all-MiniLM-L6-v2 sentence encoder + linear head (model.init_from=pretrained:minilm)",
+    kind="sequence",
 )
 
 

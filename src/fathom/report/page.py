@@ -197,6 +197,7 @@ def _summary(run: dict[str, Any], records: list[dict], evaluation: dict | None) 
         ("Steps", run.get("steps")),
         ("Throughput", f"{speeds[len(speeds) // 2]:,.0f} samples/s (median)" if speeds else None),
         ("Device", run.get("device")),
+        ("Precision", run.get("precision")),
         ("Seed", run.get("seed")),
         ("Created", _timestamp(run.get("created"))),
     ]  # fmt: skip

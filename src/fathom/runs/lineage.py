@@ -27,6 +27,11 @@ TRANSFORMS.register(
     "fathom.models.transforms:reset_head",
     description="replace the final linear layer with one of num_classes outputs",
 )
+TRANSFORMS.register(
+    "init_from",
+    "fathom.transfer.weights:init_from",
+    description="provenance of the starting weights (source, sha256); changes no shape",
+)
 
 
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:

@@ -31,14 +31,11 @@ class ServedModel:
 
     info: DataInfo
     task: str
+    classifier: bool  # predictions are class probabilities (the task's is_classifier)
     run_name: str
     sha256: str
     backend: str
     predict: Callable[[np.ndarray], np.ndarray]
-
-    @property
-    def classifier(self) -> bool:
-        return self.task == "classification"
 
     @property
     def tokens(self) -> bool:
@@ -104,7 +101,9 @@ def torch_model(run: Any, sha256: str) -> ServedModel:
     def predict(batch: np.ndarray) -> np.ndarray:
         return task.predict(model, torch.from_numpy(batch)).float().numpy()
 
-    return ServedModel(run.info, task.name, run.path.name, sha256, "torch", predict)
+    return ServedModel(
+        run.info, task.name, task.is_classifier, run.path.name, sha256, "torch", predict
+    )
 
 
 def onnx_model(path: Path, sha256: str | None = None) -> ServedModel:
@@ -118,7 +117,7 @@ def onnx_model(path: Path, sha256: str | None = None) -> ServedModel:
     except (ValueError, TypeError, KeyError):
         raise FathomError(f"{path}: damaged Fathom metadata") from None
     session = onnx_session(path)
-    classifier = metadata.get("task") == "classification"
+    classifier = metadata.get("classifier") == "true"
 
     def predict(batch: np.ndarray) -> np.ndarray:
         outputs = run_session(session, batch).astype(np.float32)
@@ -129,4 +128,6 @@ def onnx_model(path: Path, sha256: str | None = None) -> ServedModel:
 
     run_name = metadata.get("run") or path.stem
     digest = sha256 or sha256_file(path)
-    return ServedModel(info, metadata.get("task", ""), run_name, digest, "onnxruntime", predict)
+    return ServedModel(
+        info, metadata.get("task", ""), classifier, run_name, digest, "onnxruntime", predict
+    )

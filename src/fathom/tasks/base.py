@@ -40,6 +40,9 @@ class Task(TrainingTask):
 
     is_classifier = False
     reads_text = False  # True: predictions take texts and give texts (``predict_texts``)
+    graph_predictions = (
+        False  # True: ``predict`` is one forward pass of a tensor batch (exportable)
+    )
 
     @classmethod
     def for_data(cls, info: DataInfo, **options: Any) -> Task:

@@ -22,11 +22,28 @@ from fathom.errors import DataError
 from fathom.tasks.base import Batch, Task, probe_outputs
 
 
+def check_two_classes(info: DataInfo) -> None:
+    """A DataError naming the file or folder when the data holds a single class: every model
+    would score 100% by always answering it."""
+    if info.num_classes != 1:
+        return
+    where = info.extra.get("path") or f"dataset '{info.name}'"
+    only = (info.class_names or ["?"])[0]
+    if info.target_name:
+        found = f"column '{info.target_name}' holds one class, '{only}', in every row"
+    elif info.name == "folder":
+        found = f"one class subfolder, '{only}' (expected one subfolder of images per class)"
+    else:
+        found = f"one class, '{only}'"
+    raise DataError(f"{where}: {found}; classification needs at least two classes")
+
+
 class Classification(Task):
     name = "classification"
     monitor = "accuracy"
     monitor_mode = "max"
     is_classifier = True
+    graph_predictions = True
 
     def __init__(
         self,
@@ -44,6 +61,7 @@ class Classification(Task):
     def for_data(
         cls, info: DataInfo, label_smoothing: float = 0.0, tta: Sequence[str] | None = ()
     ) -> Classification:
+        check_two_classes(info)
         tokenizer = info.extra.get("tokenizer")
         return cls(int(info.num_classes or 0), label_smoothing, tta, tokenizer)
 

@@ -16,6 +16,7 @@ class Regression(Task):
     name = "regression"
     monitor = "loss"
     monitor_mode = "min"
+    graph_predictions = True
 
     def __init__(self, output_size: int = 1) -> None:
         self.output_size = output_size

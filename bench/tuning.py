@@ -1,0 +1,142 @@
+"""Hyperparameter search: a 2-worker MNIST search (SQLite, then PostgreSQL), trials per minute
+with and without pruning, and the cost of a tuning trial against a plain ``fathom train``.
+
+- ``search``: ``fathom.tune`` with 2 worker processes over lr, weight decay, width, dropout;
+  the best trial's test accuracy and the wall time, per storage. The issue's goal (>= 99.5%
+  within 30 CPU-minutes) needs full MNIST and ~10 epochs per trial; ``--limit``/``--epochs``
+  scale it down on a loaded machine, and the JSON says what was run.
+- ``pruning``: the same search with the median pruner and with none: trials per minute.
+- ``overhead``: one config trained by ``fathom.fit`` (what ``fathom train`` runs) and as a
+  tuning trial (Optuna study, pruning callback, trial records); interleaved, paired ratios.
+
+    python bench/tuning.py --quick                     # digits, seconds
+    python bench/tuning.py --limit 12000 --epochs 2    # reduced MNIST (what ran here)
+    python bench/tuning.py --postgres postgresql+psycopg2://user:pw@host/db
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import optuna  # noqa: E402
+
+import common  # noqa: E402
+import fathom  # noqa: E402
+from fathom.api.tune import CachedDataFit  # noqa: E402
+from fathom.tuning.space import parse_space  # noqa: E402
+from fathom.tuning.trial import Objective, TrialPlan  # noqa: E402
+
+SPACE = {  # around the recipes' SGD/AdamW settings (mnist: sgd 0.1; digits: adamw 0.003)
+    "optim.lr": {"log_uniform": [1e-3, 0.3]},
+    "optim.weight_decay": {"log_uniform": [1e-5, 1e-2]},
+    "model.hidden": {"choice": [64, 128, 256]},
+    "model.dropout": {"uniform": [0.0, 0.4]},
+}
+
+
+def data_overrides(args: argparse.Namespace) -> tuple[str, list[str]]:
+    common_keys = [f"train.epochs={args.epochs}", "train.diagnostics=false"]
+    if args.quick:
+        return "digits", [*common_keys, "data.limit=600"]
+    mnist = [
+        f"data.data_dir={common.DATA_DIR}",
+        "data.download=false",
+        f"data.limit={args.limit}",
+        "data.val_fraction=0.1",
+    ]  # the recipe trains on all 60,000: tune on a validation split
+    return "mnist", [*common_keys, *mnist]
+
+
+def search(args: argparse.Namespace, storage: str | None, pruner: str, folder: Path) -> dict:
+    dataset, overrides = data_overrides(args)
+    started = time.perf_counter()
+    result = fathom.tune(dataset, SPACE, overrides=overrides, trials=args.trials, workers=2,
+                         storage=storage, pruner=pruner, directory=folder, quiet=True,
+                         study=f"bench-{pruner}-{int(time.time())}", report=False)  # fmt: skip
+    seconds = time.perf_counter() - started
+    trials = result.record["trial_list"]
+    best = result.best or {}
+    test = best.get("run") and fathom.runs.folder.read_run_json(Path(best["run"])).get("test")
+    states = {s: sum(t["state"] == s for t in trials) for s in {t["state"] for t in trials}}
+    return {
+        "storage": "postgresql" if storage else "sqlite", "pruner": pruner, "trials": len(trials),
+        "states": states, "seconds": round(seconds, 1),
+        "trials_per_minute": round(len(trials) / seconds * 60, 2),
+        "best_val_accuracy": best.get("values", [None])[0], "best_test_accuracy": (test or {}).get("accuracy"),
+        "best_params": best.get("params"),
+    }  # fmt: skip
+
+
+def overhead(args: argparse.Namespace, folder: Path, repeats: int) -> dict:
+    """Seconds of ``fathom.fit`` and of one tuning trial of the same config, interleaved."""
+    dataset, overrides = data_overrides(args)
+    base = fathom.assemble.resolve_config(dataset=dataset, overrides=overrides)
+    plan = TrialPlan(base=base.to_dict(), space=parse_space({"optim.lr": {"choice": [base.optim.lr]}}),
+                     metric="accuracy", direction="maximize", trials_dir=str(folder / "trials"))  # fmt: skip
+    plain, trial, ratios = [], [], []
+    for repeat in range(-1, repeats):  # repeat -1 warms both up (imports, data caches)
+        times = {}
+        for variant in ("plain", "trial") if repeat % 2 == 0 else ("trial", "plain"):
+            started = time.perf_counter()
+            if variant == "plain":
+                fathom.fit(config=base, run_dir=str(folder / "plain"), progress="none")
+            else:
+                study = optuna.create_study(direction="maximize")
+                study.optimize(Objective(plan, CachedDataFit()), n_trials=1)
+            times[variant] = time.perf_counter() - started
+        if repeat < 0:
+            continue
+        plain.append(times["plain"])
+        trial.append(times["trial"])
+        ratios.append(times["trial"] / times["plain"])
+    return {
+        "repeats": repeats, "plain_seconds": [round(t, 2) for t in plain],
+        "trial_seconds": [round(t, 2) for t in trial], "ratio_median": round(statistics.median(ratios), 3),
+        "ratio_mean": round(statistics.mean(ratios), 3),
+        "ratio_std": round(statistics.stdev(ratios), 3) if len(ratios) > 1 else 0.0,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_arguments(parser, "tuning.json")
+    parser.add_argument("--quick", action="store_true", help="digits, a few trials")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--limit", type=int, default=12000, help="MNIST images used (split 70/10/20)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="overhead pairs")
+    parser.add_argument("--postgres", default=os.environ.get("FATHOM_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.epochs, args.repeats = 4, 1, 1
+    machine = common.start_run(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder = Path(tempfile.mkdtemp(prefix="fathom-bench-tuning-"))
+    record: dict[str, Any] = {"machine": machine, "args": {k: str(v) for k, v in vars(args).items()
+                                                           if k != "postgres"}}  # fmt: skip
+    try:
+        record["search"] = [search(args, None, "median", folder)]
+        if args.postgres:
+            record["search"].append(search(args, args.postgres, "median", folder))
+        record["search"].append(search(args, None, "none", folder))
+        print(record["search"], flush=True)
+        record["overhead"] = overhead(args, folder, args.repeats)
+        print(record["overhead"], flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    common.write_record(args.output, record)
+
+
+if __name__ == "__main__":
+    main()
