@@ -10,7 +10,7 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import doctor, explain, export_model, fit, load, lr_find, resume, serve
+from fathom.api import compress, doctor, explain, export_model, fit, load, lr_find, resume, serve
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.runs import Run
@@ -20,6 +20,7 @@ __all__ = [
     "FathomError",
     "Run",
     "__version__",
+    "compress",
     "data",
     "doctor",
     "engine",

@@ -27,6 +27,9 @@ TRANSFORMS.register(
     "fathom.models.transforms:reset_head",
     description="replace the final linear layer with one of num_classes outputs",
 )
+TRANSFORMS.register("prune_magnitude", "fathom.compression.pruning:prune_magnitude")
+TRANSFORMS.register("prune_channels", "fathom.compression.pruning:prune_channels")
+TRANSFORMS.register("onnx_int8", "fathom.compression.quantization:onnx_int8")
 
 
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:
