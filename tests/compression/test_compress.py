@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from fathom.api.export import export_model
 from fathom.cli import main
 from fathom.compression import OnnxInt8Model
 from fathom.runs import load
+from fathom.serving.model import load_served_model
 from serving_support import train_digits
 
 INT8_TOLERANCE = 0.03  # stated: int8 test accuracy within 3 points of fp32 on digits
@@ -71,6 +74,13 @@ def test_int8_run_is_within_the_stated_accuracy_and_evaluates_and_predicts(digit
     assert main(["eval", str(quantized.path)]) == 0
     probabilities = quantized.predict(torch.randn(3, 1, 8, 8))
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(3))
+    for backend in ("torch", "onnxruntime"):  # fathom serve, both ways
+        served = load_served_model(quantized.path, backend=backend)
+        np.testing.assert_allclose(
+            served.predict(np.zeros((2, 1, 8, 8), np.float32)).sum(1), 1, rtol=1e-5
+        )
+    record = export_model(quantized, "onnx", quantized.path / "export" / "model.onnx")
+    assert record["exporter"] == "fathom compress" and record["parity"]["argmax_agreement"] == 1.0
 
 
 def test_distil_into_a_small_student(digits_run, capsys) -> None:
