@@ -6,7 +6,7 @@
 3. a quarter-width student distilled from the recipe's CNN vs the same student trained alone
    (goal: >= 0.5 points better).
 
-    python bench/compression.py                 # MNIST, reduced epochs (see --epochs)
+    python bench/compression.py                 # MNIST recipe, reduced: --epochs 2 --limit 10000
     python bench/compression.py --quick         # toy size: digits, one epoch
 
 Latency is measured inside ``fathom compress`` (before and after interleaved, one thread each).
@@ -27,13 +27,13 @@ from common import DATA_DIR, HERE, load_average, machine_info, write_record  # n
 from fathom.compression import cpu_instruction_sets  # noqa: E402
 
 
-def train_teacher(folder: Path, quick: bool, epochs: int, seed: int) -> fathom.Run:
+def train_teacher(folder: Path, quick: bool, epochs: int, seed: int, limit: int) -> fathom.Run:
     if quick:
         return fathom.fit(data="digits", epochs=epochs, seed=seed,
                           overrides=[f"run.dir={folder}", "run.name=teacher", "run.progress=none"])  # fmt: skip
     return fathom.fit(
         data="mnist", epochs=epochs, seed=seed,
-        overrides=[f"data.data_dir={DATA_DIR}", f"run.dir={folder}", "run.name=teacher",
+        overrides=[f"data.data_dir={DATA_DIR}", f"data.limit={limit}", f"run.dir={folder}", "run.name=teacher",
                    "run.progress=none"],
     )  # fmt: skip
 
@@ -74,17 +74,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=None, help="teacher and student epochs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=10_000, help="MNIST training images")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "compression.json")
     args = parser.parse_args()
     epochs = args.epochs or (1 if args.quick else 2)
     student = {"channels": [4, 8], "hidden": 32}  # a quarter of the recipe's CNN width
     record = {"machine": machine_info(), "cpu_instruction_sets": cpu_instruction_sets(),
-              "quick": args.quick, "epochs": epochs, "seed": args.seed, "results": {}}  # fmt: skip
+              "quick": args.quick, "epochs": epochs, "train_limit": None if args.quick else args.limit, "seed": args.seed, "results": {}}  # fmt: skip
     results = record["results"]
     with tempfile.TemporaryDirectory(prefix="bench-compression-") as scratch:
         folder = Path(scratch)
         started = time.perf_counter()
-        teacher = train_teacher(folder, args.quick, epochs, args.seed)
+        teacher = train_teacher(folder, args.quick, epochs, args.seed, args.limit)
         results["teacher"] = {"test_accuracy": teacher.evaluate("test")["accuracy"],
                               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         results["int8"] = compressed(teacher, "int8", quantize="int8", max_accuracy_drop=100)

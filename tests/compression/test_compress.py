@@ -95,11 +95,25 @@ def test_distil_into_a_small_student(digits_run, capsys) -> None:
     assert (digits_run / "model.safetensors").read_bytes() == teacher_weights
 
 
+def test_iterative_magnitude_pruning_reports_each_step(digits_run, capsys) -> None:
+    assert main(["compress", str(digits_run), "--prune", "0.6", "--prune-steps", "2",
+                 "--finetune-epochs", "0", "--max-accuracy-drop", "100", "--name", "sparse"]) == 0  # fmt: skip
+    capsys.readouterr()
+    run = load(digits_run.parent / "sparse")
+    summary = json.loads((run.path / "compression.json").read_text())
+    steps = [stage["details"] for stage in summary["stages"]]
+    assert [round(step["sparsity"], 2) for step in steps] == [0.3, 0.6]
+    assert all(step["macs"] and step["batch_1_ms"] > 0 for step in steps)
+    assert summary["after"]["sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert [t["params"]["amount"] for t in run.summary["lineage"]["transforms"]] == [0.3, 0.6]
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
         ([], "nothing to do"),
         (["--prune", "1.5"], "between 0 and 1"),
+        (["--prune", "0.5", "--prune-steps", "0"], "--prune-steps"),
         (["--quantize", "int4"], "unknown quantization"),
         (["--distill-into", "cnn", "--student", "channels"], "KEY=VALUE"),
     ],

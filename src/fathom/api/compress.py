@@ -26,7 +26,7 @@ def compress(
     ``prune``: fraction of weights (unstructured) or channels (``structured=True``) to remove;
     ``quantize="int8"``: ONNX Runtime int8 (static for CNNs, dynamic otherwise);
     ``distill_into``: a student model name. Other options are ``CompressionPlan`` fields:
-    ``prune_scope``, ``quantize_mode``, ``student_options``, ``temperature``, ``alpha``,
+    ``prune_scope``, ``prune_steps``, ``quantize_mode``, ``student_options``, ``temperature``, ``alpha``,
     ``distill_epochs``, ``finetune_epochs``, ``name``.
     """
     from fathom.errors import ConfigError

@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prune", type=float, help="fraction of weights (or channels) to remove")
     parser.add_argument("--structured", action="store_true", help="remove whole channels")
     parser.add_argument("--scope", default="global", help="unstructured: global or layer")
+    parser.add_argument("--prune-steps", type=int, default=1, help="iterative: prune+fine-tune")
     parser.add_argument("--quantize", help="int8 (ONNX Runtime)")
     parser.add_argument("--quantize-mode", help="dynamic or static (default: static for CNNs)")
     parser.add_argument("--distill-into", metavar="MODEL", help="train this student model")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     result = compress(
         args.run, prune=args.prune, structured=args.structured, quantize=args.quantize,
         distill_into=args.distill_into, max_accuracy_drop=args.max_accuracy_drop,
-        prune_scope=args.scope, quantize_mode=args.quantize_mode,
+        prune_scope=args.scope, prune_steps=args.prune_steps, quantize_mode=args.quantize_mode,
         student_options=student_options(args.student), temperature=args.temperature,
         alpha=args.alpha, distill_epochs=args.distill_epochs,
         finetune_epochs=args.finetune_epochs, name=args.name,

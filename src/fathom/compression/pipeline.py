@@ -33,6 +33,7 @@ class CompressionPlan:
     prune: float | None = None
     structured: bool = False
     prune_scope: str = "global"
+    prune_steps: int = 1  # iterative: prune, fine-tune, prune, ... (each step within budget)
     quantize: str | None = None
     quantize_mode: str | None = None  # dynamic | static; default by the model's layers
     distill_into: str | None = None
@@ -51,6 +52,8 @@ class CompressionPlan:
             raise ConfigError(f"unknown quantization '{self.quantize}' (choose from int8)")
         if self.prune is None and self.quantize is None and self.distill_into is None:
             raise ConfigError("nothing to do: give --prune, --quantize and/or --distill-into")
+        if not 1 <= self.prune_steps <= 100:
+            raise ConfigError(f"--prune-steps must be between 1 and 100, got {self.prune_steps}")
         if self.max_accuracy_drop < 0 or self.finetune_epochs < 0:
             raise ConfigError("--max-accuracy-drop and --finetune-epochs must not be negative")
 
@@ -103,21 +106,8 @@ def planned_steps(run: Run, plan: CompressionPlan) -> list[tuple[str, Any]]:
 
         steps.append(("distill", distil))
     if plan.prune is not None:
-
-        def prune(model: nn.Module, config: FathomConfig) -> Any:
-            working = copy.deepcopy(model)
-            if plan.structured:
-                pruned, details = stages.prune_structured(
-                    working, config, bundle, plan.prune, plan.finetune_epochs
-                )
-            else:
-                pruned, details = stages.prune_unstructured(
-                    working, config, bundle, plan.prune, plan.prune_scope, plan.finetune_epochs
-                )
-            return pruned, config, {"amount": plan.prune, "structured": plan.structured,
-                                    "finetune_epochs": plan.finetune_epochs, **details}  # fmt: skip
-
-        steps.append(("prune", prune))
+        for index in range(plan.prune_steps):
+            steps.append((f"prune {index + 1}/{plan.prune_steps}", pruning_step(run, plan, index)))
     if plan.quantize:
 
         def quantize(model: nn.Module, config: FathomConfig) -> Any:
@@ -128,6 +118,32 @@ def planned_steps(run: Run, plan: CompressionPlan) -> list[tuple[str, Any]]:
 
         steps.append(("quantize", quantize))
     return steps
+
+
+def pruning_step(run: Run, plan: CompressionPlan, index: int) -> Any:
+    """Step ``index`` of an iterative schedule (prune, then fine-tune): unstructured steps reach
+    ``prune * (index + 1) / steps`` sparsity; structured ones remove the same share of the channels
+    left each time, ending at ``prune`` of the original channels."""
+
+    def prune(model: nn.Module, config: FathomConfig) -> Any:
+        working, bundle = copy.deepcopy(model), run.data
+        if plan.structured:
+            amount = 1 - (1 - plan.prune) ** (1 / plan.prune_steps)
+            pruned, details = stages.prune_structured(
+                working, config, bundle, amount, plan.finetune_epochs
+            )
+        else:
+            amount = plan.prune * (index + 1) / plan.prune_steps
+            pruned, details = stages.prune_unstructured(
+                working, config, bundle, amount, plan.prune_scope, plan.finetune_epochs
+            )
+        measured = describe_model(pruned, list(run.info.input_shape or []))
+        timing = latencies({"step": pruned}, test_inputs(run), rounds=5)["step"]
+        return pruned, config, {"amount": round(amount, 6), "structured": plan.structured,
+                                "finetune_epochs": plan.finetune_epochs, **details, **measured,
+                                **timing}  # fmt: skip
+
+    return prune
 
 
 def summarise(

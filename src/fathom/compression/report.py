@@ -32,6 +32,8 @@ ROWS = (
     ("latency, batch 64 (ms)", "batch_64_ms"),
 )
 
+STEP_FACTS = ("sparsity", "parameters", "macs", "batch_1_ms")
+
 
 def write_compressed_run(
     source: Run, model: nn.Module, config: FathomConfig, summary: dict[str, Any], name: str | None
@@ -88,7 +90,13 @@ def save_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
     rows = [[label, cell(before.get(key)), cell(after.get(key)), ratio(before.get(key), after.get(key), key)]
             for label, key in ROWS]  # fmt: skip
     stages = "; ".join(
-        f"{stage['name']}: {summary['selection_split']} accuracy {stage['accuracy']:.4f} "
+        f"{stage['name']}: {summary['selection_split']} accuracy {stage['accuracy']:.4f}"
+        + "".join(
+            f", {key} {cell(stage['details'][key])}"
+            for key in STEP_FACTS
+            if stage["details"].get(key) is not None
+        )
+        + " "
         f"({'kept' if stage['kept'] else 'over the accuracy budget, dropped'})"
         for stage in summary["stages"]
     )
