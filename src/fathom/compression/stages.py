@@ -41,6 +41,7 @@ def train_model(
     config: FathomConfig, model: nn.Module, bundle: DataBundle, task: Any = None
 ) -> nn.Module:
     """Train ``model`` in memory (no run folder) with ``config``; returns it in eval mode."""
+    model.requires_grad_(True)  # a run's EMA-averaged model comes back frozen
     seed_everything(config.train.seed)
     trainer = build_trainer(config, model, bundle, None, task=task)
     trainer.fit()
