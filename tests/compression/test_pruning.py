@@ -40,6 +40,7 @@ def test_magnitude_pruning_reaches_the_requested_sparsity(scope) -> None:
 def test_structured_pruning_shrinks_tensors_and_replays_to_the_same_shapes() -> None:
     torch.manual_seed(0)
     model = models.create("resnet8", in_channels=3, num_classes=10)  # residual blocks
+    model.requires_grad_(False)  # as an EMA run's model comes back
     before = {name: tuple(p.shape) for name, p in model.named_parameters()}
     macs_before, parameters_before = (
         multiply_accumulates(model, [3, 16, 16]),

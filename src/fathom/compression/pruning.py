@@ -98,6 +98,9 @@ def plan_channel_pruning(
     import torch_pruning as tp
 
     check_amount(amount)
+    model.requires_grad_(
+        True
+    )  # the dependency graph is traced through autograd (EMA models: frozen)
     names = {module: name for name, module in model.named_modules()}
     pruner = tp.pruner.MetaPruner(
         model, example_input(input_shape), importance=tp.importance.GroupMagnitudeImportance(p=2),
@@ -127,6 +130,7 @@ def prune_channels(
 
     if not steps:
         return model
+    model.requires_grad_(True)  # the dependency graph is traced through autograd
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(input_shape))
     for step in steps:
         try:
