@@ -11,6 +11,7 @@ run = fathom.load(run.path)
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
 from fathom.api import (
+    compress,
     doctor,
     explain,
     export_model,
@@ -34,6 +35,7 @@ __all__ = [
     "FathomError",
     "Run",
     "__version__",
+    "compress",
     "data",
     "doctor",
     "engine",

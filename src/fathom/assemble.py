@@ -156,8 +156,12 @@ def build_trainer(
     bundle: DataBundle,
     run_dir: Path | None,
     callbacks: Iterable[Callback] = (),
+    task: tasks.Task | None = None,
 ) -> Trainer:
-    """A Trainer wired with loaders, augmentation, checkpoints, early stopping and progress."""
+    """A Trainer wired with loaders, augmentation, checkpoints, early stopping and progress.
+
+    ``task``: a task built by the caller (one holding a model, e.g. distillation's teacher),
+    instead of the one the config names."""
     train = config.train
     # Recurrent models clip gradients by default (model.default_grad_clip_norm).
     default_clip = getattr(model, "default_grad_clip_norm", None)
@@ -173,7 +177,7 @@ def build_trainer(
             update={"run": config.run.model_copy(update={"progress": "none"})}
         )
     train_loader, val_loader = make_loaders(config, bundle, device)
-    task = make_task(config, bundle.info)
+    task = task if task is not None else make_task(config, bundle.info)
     return Trainer(
         model, task, train_loader, val_loader,
         train=train, optim=config.optim, schedule=config.schedule,

@@ -2,6 +2,7 @@
 (finetune), ``tune`` (tune, nas), ``export`` (export_model), ``serve`` and ``inspection``
 (lr_find, doctor, explain). Each imports the assembly, run folders and capabilities only."""
 
+from fathom.api.compress import compress
 from fathom.api.export import export_model
 from fathom.api.federate import federate
 from fathom.api.inspection import doctor, explain, lr_find
@@ -13,6 +14,6 @@ from fathom.api.tune import nas, tune
 from fathom.runs import load
 
 __all__ = [
-    "doctor", "explain", "export_model", "federate", "finetune", "fit", "launch", "load",
-    "lr_find", "nas", "resume", "serve", "tune",
+    "compress", "doctor", "explain", "export_model", "federate", "finetune", "fit", "launch",
+    "load", "lr_find", "nas", "resume", "serve", "tune",
 ]  # fmt: skip

@@ -18,6 +18,7 @@ for _name, _module, _description in (
     ("explain", "explain", "explanations of a run's predictions"),
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
     ("export", "export", "a run's model as ONNX, TorchScript or safetensors"),
+    ("compress", "compress", "prune, quantize or distil a run into a smaller run"),
     ("serve", "serve", "an HTTP server for a run or an ONNX file"),
     ("tune", "tune", "hyperparameter search with Optuna (samplers, pruners, workers)"),
     ("nas", "nas", "architecture search under a latency, MAC or parameter budget"),

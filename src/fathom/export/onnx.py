@@ -65,6 +65,8 @@ def export_onnx(
     source = "given"
     if inputs is None:
         inputs, source = test_inputs(run)
+    if isinstance(getattr(run.model, "onnx_bytes", None), torch.Tensor):
+        return write_stored_graph(run, path, inputs, source)
     opset = opset or DEFAULT_OPSET[exporter]
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
@@ -89,6 +91,23 @@ def export_onnx(
         "quantize": quantize,
         "parity": parity,
     }
+
+
+def write_stored_graph(run: Run, path: Path, inputs: torch.Tensor, source: str) -> dict[str, Any]:
+    """A run quantized by ``fathom compress`` already holds its int8 ONNX graph (dynamic batch):
+    write those bytes with the run's metadata; parity is of the file against the run's model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
+        written = Path(scratch) / "model.onnx"
+        written.write_bytes(run.model.onnx_bytes.numpy().tobytes())
+        store_metadata(written, run, exporter="fathom compress", quantize="int8")
+        parity = compare_outputs(
+            torch_outputs(run.model, inputs), onnx_outputs(written, inputs), run.task.is_classifier
+        )
+        parity["inputs"] = source
+        os.replace(written, path)
+    return {"format": "onnx", "exporter": "fathom compress", "opset": None,
+            "dynamic_batch": True, "quantize": "int8", "parity": parity}  # fmt: skip
 
 
 def trace_to_onnx(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from fathom.runs.run import Run
 from fathom.tasks.base import GenerativeTask
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's tensors are (a model without parameters, e.g. int8 ONNX: its buffers)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next(tensors, torch.empty(0)).device
+
+
 def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split '{split}'{closest(split, ['train', 'val', 'test'])}")
@@ -29,7 +36,7 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     chosen = getattr(run.data, split)
     if chosen is None:
         raise FathomError(f"dataset '{run.info.name}' has no {split} split")
-    device = next(run.model.parameters()).device
+    device = model_device(run.model)
     loader = make_loader(chosen, evaluation_batch_size(run.config), device=device)
     name = run.config.train.precision  # evaluate as the trainer did (fp16 needs a GPU)
     precision = Precision("fp32" if name == "fp16" and device.type != "cuda" else name, device)
@@ -50,7 +57,7 @@ def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tens
             inputs = normalize_inputs(
                 inputs.float(), run.info.normalization["mean"], run.info.normalization["std"]
             )
-    device = next(run.model.parameters()).device
+    device = model_device(run.model)
     run.model.eval()
     outputs = [run.task.predict(run.model, chunk.to(device)) for chunk in inputs.split(512)]
     return torch.cat(outputs).cpu()

@@ -32,6 +32,21 @@ TRANSFORMS.register(
     "fathom.transfer.weights:init_from",
     description="provenance of the starting weights (source, sha256); changes no shape",
 )
+TRANSFORMS.register(
+    "prune_magnitude",
+    "fathom.compression.pruning:prune_magnitude",
+    description="magnitude pruning made permanent (zeros in the weights); changes no shape",
+)
+TRANSFORMS.register(
+    "prune_channels",
+    "fathom.compression.pruning:prune_channels",
+    description="channels removed by Torch-Pruning; replay keeps the recorded channels",
+)
+TRANSFORMS.register(
+    "onnx_int8",
+    "fathom.compression.quantization:onnx_int8",
+    description="ONNX Runtime int8 graph of the model (static for CNNs, else dynamic)",
+)
 
 
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:

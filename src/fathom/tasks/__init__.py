@@ -51,6 +51,11 @@ TASKS.register(
     "fathom.tasks.seq2seq:Seq2Seq",
     description="sequence-to-sequence: teacher-forced cross-entropy; token and exact-match accuracy",
 )
+TASKS.register(
+    "distillation",
+    "fathom.tasks.distillation:Distillation",
+    description="knowledge distillation: a student learns a teacher's soft targets and the labels",
+)
 
 
 def create(name: str, **kwargs: Any) -> Task:

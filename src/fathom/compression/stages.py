@@ -1,0 +1,121 @@
+"""The steps of ``fathom compress``: distil into a student, prune (then fine-tune), quantize.
+
+Each takes the current model and returns the next one with its lineage recorded; fine-tuning is
+short and uses the run's own recipe (optimizer, schedule, augmentation) with fewer epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from fathom.assemble import build_model, build_trainer, seed_everything
+from fathom.compression.pruning import (
+    hold_zeros,
+    plan_channel_pruning,
+    release_zeros,
+    sparsity,
+)
+from fathom.config import FathomConfig, validate_config
+from fathom.data.bundle import DataBundle, Split
+from fathom.errors import ConfigError
+from fathom.runs import apply_transform
+from fathom.runs.run import Run
+from fathom.tasks.distillation import Distillation
+
+
+def short_config(config: FathomConfig, epochs: int) -> FathomConfig:
+    """The run's recipe for ``epochs`` epochs, no weight EMA, no early stopping."""
+    if epochs < 1:
+        raise ConfigError(f"fine-tuning epochs must be at least 1, got {epochs}")
+    train = config.train.model_copy(
+        update={"epochs": int(epochs), "ema_decay": None, "early_stopping": None}
+    )
+    return config.model_copy(update={"train": train})
+
+
+def train_model(
+    config: FathomConfig, model: nn.Module, bundle: DataBundle, task: Any = None
+) -> nn.Module:
+    """Train ``model`` in memory (no run folder) with ``config``; returns it in eval mode."""
+    model.requires_grad_(True)  # a run's EMA-averaged model comes back frozen
+    seed_everything(config.train.seed)
+    trainer = build_trainer(config, model, bundle, None, task=task)
+    trainer.fit()
+    return trainer.model.eval()
+
+
+def student_config(config: FathomConfig, name: str, options: dict[str, Any]) -> FathomConfig:
+    """The teacher's config with the model replaced by the student ``name`` with ``options``."""
+    raw = config.to_dict()
+    raw["model"] = {"name": name, **options}
+    return validate_config(raw)
+
+
+def distill(
+    teacher: Run,
+    student_name: str,
+    student_options: dict[str, Any],
+    epochs: int,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+) -> tuple[nn.Module, FathomConfig]:
+    """Train a fresh ``student_name`` on the teacher's data from its soft targets and labels."""
+    if not teacher.task.is_classifier:
+        raise ConfigError(f"distillation needs a classification teacher, not {teacher.task.name}")
+    config = short_config(student_config(teacher.config, student_name, student_options), epochs)
+    seed_everything(config.train.seed)
+    student = build_model(config, teacher.info)
+    frozen = copy.deepcopy(teacher.model).eval()
+    task = Distillation.for_data(teacher.info, teacher=frozen, temperature=temperature, alpha=alpha)
+    return train_model(config, student, teacher.data, task), config
+
+
+def prune_unstructured(
+    model: nn.Module, config: FathomConfig, bundle: DataBundle, amount: float, scope: str,
+    epochs: int,
+) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+    """Magnitude pruning (recorded), fine-tuned with the zeros held, then made permanent."""
+    pruned = apply_transform(model, "prune_magnitude", amount=amount, scope=scope)
+    if epochs:
+        hold_zeros(pruned)
+        train_model(short_config(config, epochs), pruned, bundle)
+        release_zeros(pruned)
+    return pruned.eval(), {"sparsity": sparsity(pruned), "scope": scope}
+
+
+def prune_structured(
+    model: nn.Module, config: FathomConfig, bundle: DataBundle, amount: float, epochs: int
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Torch-Pruning channel removal (recorded per step as kept shapes' removed indices)."""
+    shape = list(bundle.info.input_shape or [])
+    if not shape or not _reads_floats(model, shape):
+        raise ConfigError("structured pruning needs a model of float inputs (images, tables)")
+    planned = copy.deepcopy(model)
+    steps = plan_channel_pruning(planned, amount, shape)
+    pruned = apply_transform(model, "prune_channels", input_shape=shape, steps=steps)
+    pruned.load_state_dict(planned.state_dict())  # same shapes: the replayed plan fits
+    if epochs:
+        train_model(short_config(config, epochs), pruned, bundle)
+    return pruned.eval(), {"groups_pruned": len(steps)}
+
+
+def _reads_floats(model: nn.Module, shape: list[int]) -> bool:
+    first = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    return first is None and all(isinstance(side, int) for side in shape)
+
+
+def calibration_batches(bundle: DataBundle, count: int = 8, size: int = 64) -> list[torch.Tensor]:
+    """``count`` batches of training inputs for static quantization's calibration pass."""
+    generator = torch.Generator().manual_seed(0)
+    total = len(bundle.train)
+    order = torch.randperm(total, generator=generator)[: count * size].tolist()
+    train = bundle.train
+    if isinstance(train, Split):
+        inputs = train.inputs[order].float()
+    else:  # a split read lazily (image folders)
+        inputs = torch.stack([train[index][0] for index in order]).float()
+    return [batch for batch in inputs.split(size) if len(batch)]
