@@ -118,7 +118,7 @@ def test_nan_loss_names_the_step_and_keeps_the_checkpoint(capsys, tmp_path, monk
     )
     run = next((tmp_path / "runs").iterdir())
     assert '"status": "failed"' in (run / "run.json").read_text()
-    from fathom.engine.checkpoint import load_checkpoint
+    from fathom.engine.checkpoint_files import load_checkpoint
 
     tensors, _ = load_checkpoint(run / "checkpoints" / "last.safetensors")
     assert all(
@@ -159,7 +159,7 @@ def test_resume_without_a_checkpoint_starts_the_run_again(finished_run, tmp_path
     it ends with the weights of the uninterrupted run."""
     import shutil
 
-    from fathom.engine.checkpoint import load_checkpoint
+    from fathom.engine.checkpoint_files import load_checkpoint
 
     copy = tmp_path / "early"
     shutil.copytree(finished_run, copy)

@@ -256,7 +256,7 @@ def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
 
 def test_a_diverging_run_keeps_its_last_finite_checkpoint(tmp_path) -> None:
     from fathom.cli import main
-    from fathom.engine.checkpoint import load_checkpoint, non_finite
+    from fathom.engine.checkpoint_files import load_checkpoint, non_finite
 
     arguments = ["train", "digits", "optim.lr=1e6", "train.checkpoint_every_steps=1"]
     assert main([*arguments, "--run-dir", str(tmp_path), "--name", "nan", "--quiet"]) == 2

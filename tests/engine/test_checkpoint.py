@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fathom.engine.checkpoint import (
+from fathom.engine.checkpoint_callback import Checkpointer
+from fathom.engine.checkpoint_files import (
     capture_rng,
     load_checkpoint,
     non_finite,
@@ -16,7 +17,6 @@ from fathom.engine.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from fathom.engine.checkpointer import Checkpointer
 from fathom.errors import CheckpointError, TrainingDiverged
 from tests_support import trainer_for
 
@@ -127,7 +127,7 @@ def test_a_malformed_header_is_one_line(tmp_path, header):
 
 WRITE = """
 import sys, torch
-from fathom.engine.checkpoint import save_checkpoint
+from fathom.engine.checkpoint_files import save_checkpoint
 state = {"zeta": 1, "alpha": {"b": 2, "a": [1.5, None]}, "mid": "x"}
 save_checkpoint(sys.argv[1], {"b": torch.arange(6.0), "a": torch.ones(2, dtype=torch.bfloat16)}, state)
 """

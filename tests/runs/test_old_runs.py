@@ -11,7 +11,7 @@ import torch
 
 import fathom
 from fathom.cli import main
-from fathom.engine.checkpoint import load_checkpoint
+from fathom.engine.checkpoint_files import load_checkpoint
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs-v0"
 

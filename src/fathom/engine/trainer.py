@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
-from fathom.engine import checkpoint as ckpt
+from fathom.engine import checkpoint_files as ckpt
 from fathom.engine.callbacks import EVENTS, Callback, StopTraining
 from fathom.engine.distributed import Execution
 from fathom.engine.ema import ModelEMA

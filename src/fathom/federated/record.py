@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from fathom.engine import checkpoint as ckpt
+from fathom.engine import checkpoint_files as ckpt
 from fathom.errors import CheckpointError
 from fathom.federated.simulation import Simulation
 from fathom.files import atomic_write_text

@@ -20,7 +20,7 @@ from fathom.assemble import evaluation_batch_size, make_task
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.data.loader import make_loader
-from fathom.engine import checkpoint as ckpt
+from fathom.engine import checkpoint_files as ckpt
 from fathom.engine.trainer import evaluate
 from fathom.errors import ConfigError
 from fathom.federated.client import client_seed, train_client

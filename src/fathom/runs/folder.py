@@ -22,7 +22,7 @@ import yaml
 from torch import nn
 
 from fathom.config import FathomConfig, validate_config
-from fathom.engine.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
+from fathom.engine.checkpoint_files import load_checkpoint, prefixed, save_checkpoint, unprefixed
 from fathom.errors import CheckpointError, ConfigError, FathomError
 from fathom.files import atomic_write_json, atomic_write_text
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fathom.data.bundle import DataInfo
-from fathom.engine.checkpoint import load_checkpoint, unprefixed
+from fathom.engine.checkpoint_files import load_checkpoint, unprefixed
 from fathom.errors import CheckpointError
 from fathom.runs import apply_transform, replay
 from fathom.transfer.sources import Source

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from fathom.engine.callbacks import Callback
-from fathom.engine.checkpoint import non_finite, save_checkpoint
+from fathom.engine.checkpoint_files import non_finite, save_checkpoint
 from fathom.errors import TrainingDiverged
 
 if TYPE_CHECKING:
