@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# torchattacks cross-checks fathom's FGSM/PGD in the tests; --no-deps because it declares
+	# torchvision (and so a CUDA torch), which its FGSM/PGD/PGDL2 do not import
+	$(BIN)/python -m pip install --quiet --no-deps "torchattacks==3.5.1"
 	touch $@
 
 test: install

@@ -10,7 +10,7 @@ run = fathom.load(run.path)
 
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
-from fathom.api import doctor, explain, fit, load, lr_find, resume
+from fathom.api import attack, calibrate, card, doctor, explain, fit, load, lr_find, resume
 from fathom.config import FathomConfig
 from fathom.errors import FathomError
 from fathom.runs import Run
@@ -20,6 +20,9 @@ __all__ = [
     "FathomError",
     "Run",
     "__version__",
+    "attack",
+    "calibrate",
+    "card",
     "data",
     "doctor",
     "engine",

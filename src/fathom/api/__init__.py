@@ -3,6 +3,7 @@
 
 from fathom.api.inspection import doctor, explain, lr_find
 from fathom.api.train import fit, resume
+from fathom.api.trust import attack, calibrate, card
 from fathom.runs import load
 
-__all__ = ["doctor", "explain", "fit", "load", "lr_find", "resume"]
+__all__ = ["attack", "calibrate", "card", "doctor", "explain", "fit", "load", "lr_find", "resume"]

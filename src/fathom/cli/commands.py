@@ -16,6 +16,9 @@ for _name, _module, _description in (
     ("doctor", "doctor", "what is wrong with a run, and the fix"),
     ("explain", "explain", "explanations of a run's predictions"),
     ("lr-find", "lr_find", "a learning-rate sweep with a suggestion"),
+    ("attack", "attack", "adversarial examples and accuracy under attack"),
+    ("calibrate", "calibrate", "fit temperature scaling; write RUN-calibrated"),
+    ("card", "card", "the report card: calibration, robustness, fairness, size"),
     ("list", "listing", "the names of one registry"),
 ):
     COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)

@@ -30,20 +30,25 @@ class LazySplit(Protocol):
 
 @dataclass
 class Split:
-    """Examples held in memory: ``inputs[i]`` goes with ``targets[i]``."""
+    """Examples held in memory: ``inputs[i]`` goes with ``targets[i]``; ``groups[i]`` (optional)
+    is its sensitive group (``data.sensitive``), kept through splits but not fed to the model."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
             raise DataError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
+        if self.groups is not None and len(self.groups) != len(self.targets):
+            raise DataError(f"{len(self.groups)} groups but {len(self.targets)} targets")
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def subset(self, indices: torch.Tensor) -> Split:
-        return Split(self.inputs[indices], self.targets[indices])
+        groups = self.groups[indices] if self.groups is not None else None
+        return Split(self.inputs[indices], self.targets[indices], groups=groups)
 
 
 @dataclass

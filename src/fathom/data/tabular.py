@@ -37,8 +37,11 @@ def csv_table(
     task: str = "auto",
     categorical: list[str] | str | None = None,
     delimiter: str = ",",
+    sensitive: str | None = None,
+    sensitive_as_feature: bool = False,
 ) -> DataBundle:
     """Load ``path`` (relative to the working directory) and predict its ``target`` column.
+    ``sensitive``: a column kept per example as ``Split.groups`` (fairness), not a feature.
 
     ``task="auto"`` picks classification for a non-numeric target or one with at most 50 distinct
     integer values, and regression otherwise. ``root`` and ``download`` are unused.
@@ -56,10 +59,12 @@ def csv_table(
     header, rows, lines = read_csv_rows(file, delimiter)
     _check_columns(file, header, target, categorical)
     table = {name: [row[index] for row in rows] for index, name in enumerate(header)}
+    groups, group_names = sensitive_groups(file, header, table, sensitive, target)
+    left_out = {target} | ({sensitive} if sensitive and not sensitive_as_feature else set())
     columns = [
         describe_column(file, name, table[name], lines, name in categorical)
         for name in header
-        if name != target
+        if name not in left_out
     ]
     inputs = torch.from_numpy(encode_features(file, columns, table, lines))
     targets, task, class_names = encode_target(
@@ -72,6 +77,7 @@ def csv_table(
     }
     if task == "regression":
         extra["target_size"] = 1
+    extra |= {"sensitive": {"column": sensitive, "groups": group_names}} if sensitive else {}
     info = DataInfo(
         name="csv",
         task=task,
@@ -82,7 +88,25 @@ def csv_table(
         target_name=target,
         extra=extra,
     )
-    return DataBundle(info, Split(inputs, targets))
+    return DataBundle(info, Split(inputs, targets, groups=groups))
+
+
+def sensitive_groups(
+    file: Path, header: list[str], table: dict[str, list[str]], sensitive: str | None, target: str
+) -> tuple[torch.Tensor | None, list[str] | None]:
+    """Group index per row of the ``sensitive`` column, and the group names (sorted)."""
+    if not sensitive:
+        return None, None
+    if sensitive not in header:
+        raise ConfigError(
+            f"data.sensitive: {file} has no column '{sensitive}'{closest(sensitive, header)}"
+        )
+    if sensitive == target:
+        raise ConfigError(f"data.sensitive: '{sensitive}' is the target column")
+    values = [value.strip() for value in table[sensitive]]
+    names = sorted(set(values))
+    lookup = {name: index for index, name in enumerate(names)}
+    return torch.tensor([lookup[value] for value in values]), names
 
 
 def _check_columns(file: Path, header: list[str], target: str, categorical: list[str]) -> None:

@@ -6,8 +6,8 @@ into ``RUN/plots`` to have them shown under "Other figures". Features that run b
 is written (tasks, diagnostics) store sections with ``save_section(run_dir, key, title, ...)``.
 """
 
-from fathom.report.page import Section, write_report
+from fathom.report.page import Section, figure_html, write_page, write_report
 from fathom.report.plots import make_plots, plot_confusion_matrix
 from fathom.report.sections import save_section
 
-__all__ = ["Section", "make_plots", "plot_confusion_matrix", "save_section", "write_report"]
+__all__ = ["Section", "figure_html", "make_plots", "plot_confusion_matrix", "save_section", "write_page", "write_report"]

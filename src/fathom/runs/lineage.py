@@ -27,6 +27,7 @@ TRANSFORMS.register(
     "fathom.models.transforms:reset_head",
     description="replace the final linear layer with one of num_classes outputs",
 )
+TRANSFORMS.register("temperature", "fathom.models.calibrated:temperature_scale", description="divide the logits by a fitted temperature (calibration)")  # fmt: skip
 
 
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:
