@@ -10,4 +10,12 @@ from fathom.report.page import Section, figure_html, write_page, write_report
 from fathom.report.plots import make_plots, plot_confusion_matrix
 from fathom.report.sections import save_section
 
-__all__ = ["Section", "figure_html", "make_plots", "plot_confusion_matrix", "save_section", "write_page", "write_report"]
+__all__ = [
+    "Section",
+    "figure_html",
+    "make_plots",
+    "plot_confusion_matrix",
+    "save_section",
+    "write_page",
+    "write_report",
+]
