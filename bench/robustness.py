@@ -77,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.limit, args.steps, args.restarts, args.attack_limit = 1, 600, 5, 1, 100
-        args.output = args.output.with_name("robustness-quick.json")
+        if args.output == parser.get_default("output"):  # keep the real results
+            args.output = args.output.with_name("robustness-quick.json")
     machine = start_run(args.threads)
     shared = [f"train.seed={args.seed}", f"train.threads={args.threads}"]
     shared += [f"data.limit={args.limit}"] if args.limit else []

@@ -20,7 +20,8 @@ TINY = ["model.name=cnn", "model.channels=[4,8]", "model.hidden=16", "train.epoc
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("runs")
-    assert main(["train", "digits", "--run-dir", str(folder), "--name", "tiny", *TINY]) == 0
+    arguments = ["train", "digits", "--run-dir", str(folder), "--name", "tiny", "run.card=true"]
+    assert main([*arguments, *TINY]) == 0
     return folder / "tiny"
 
 
@@ -59,13 +60,13 @@ def test_calibrate_writes_a_run_whose_predictions_use_the_temperature(digits_run
 
 
 def test_card_writes_json_html_and_renders_in_chromium(digits_run: Path, tmp_path: Path) -> None:
-    arguments = ["card", str(digits_run), "--limit", "30", "--curve-points", "2", "--report"]
+    assert "Report card (trust)" in (digits_run / "report.html").read_text()  # run.card=true
+    arguments = ["card", str(digits_run), "--limit", "30", "--curve-points", "2"]
     assert main(arguments) == 0
     card = json.loads((digits_run / "card" / "card.json").read_text())
     assert set(card) >= {"accuracy", "calibration", "robustness", "fairness", "size", "doctor"}
     assert card["calibration"]["after"]["nll"] <= card["calibration"]["before"]["nll"] + 1e-9
     assert len(card["robustness"]["corruptions"]["accuracy"]) == 11
-    assert "Report card (trust)" in (digits_run / "report.html").read_text()
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
     if browser is None:
         pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
@@ -86,3 +87,19 @@ def test_bad_input_is_one_line_with_exit_status_2(digits_run: Path, tmp_path: Pa
                  str(runs), "--name", "reg", "--epochs", "1", "--quiet"]) == 0  # fmt: skip
     check_error(capsys, ["attack", str(runs / "reg")], "needs a classifier run")
     check_error(capsys, ["card", str(runs / "reg")], "needs a classifier run")
+
+
+def test_card_of_a_table_with_a_sensitive_column_has_fairness_by_group(tmp_path: Path) -> None:
+    table = tmp_path / "people.csv"
+    rows = [f"{i % 5},{i % 7},{'fm'[i % 2]},{int((i % 5) + (i % 2) > 2)}" for i in range(120)]
+    table.write_text("a,b,sex,label\n" + "\n".join(rows) + "\n")
+    runs = tmp_path / "runs"
+    assert main(["train", str(table), "data.target=label", "data.sensitive=sex", "--run-dir",
+                 str(runs), "--name", "people", "--epochs", "2", "--quiet"]) == 0  # fmt: skip
+    assert main(["card", str(runs / "people")]) == 0
+    card = json.loads((runs / "people" / "card" / "card.json").read_text())
+    assert card["fairness"]["attribute"] == "sex" and set(card["fairness"]["by_group"]) == {
+        "f",
+        "m",
+    }
+    assert "not images" in card["robustness"]["note"]

@@ -147,9 +147,11 @@ def attack(
     """
     pixels = space.to_pixels(inputs.detach().float())
     goal, sign = (labels, 1.0) if target is None else (target, -1.0)
+    if spec.restarts == 1 or spec.method == "fgsm":  # one attempt: nothing to compare
+        return space.to_inputs(_one_attack(model, space, pixels, goal, spec, sign))
     best = pixels.clone()
     best_score = torch.full((len(pixels),), -float("inf"), device=pixels.device)
-    for _ in range(spec.restarts if spec.method == "pgd" else 1):
+    for _ in range(spec.restarts):
         candidate = _one_attack(model, space, pixels, goal, spec, sign)
         with torch.no_grad():
             logits = model(space.to_inputs(candidate)).float()
