@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,12 +34,22 @@ def check_error(capsys, arguments: list[str], expected: str) -> None:
 
 def test_attack_writes_examples_and_the_accuracy_table(digits_run: Path, tmp_path: Path) -> None:
     output = tmp_path / "attack"
-    arguments = ["attack", str(digits_run), "--eps", "0.2", "--steps", "3", "--restarts", "2",
-                 "--limit", "40", "--output", str(output)]  # fmt: skip
-    assert main(arguments) == 0
+    options = [
+        "--eps",
+        "0.2",
+        "--steps",
+        "3",
+        "--restarts",
+        "2",
+        "--limit",
+        "40",
+        "--output",
+        str(output),
+    ]
+    assert main(["attack", str(digits_run), *options]) == 0
     table = json.loads((output / "accuracy.json").read_text())
     assert table["examples"] == 40 and table["adversarial_accuracy"] <= table["clean_accuracy"]
-    adversarial = torch.from_numpy(__import__("numpy").load(output / "adversarial.npy"))
+    adversarial = torch.from_numpy(np.load(output / "adversarial.npy"))
     assert adversarial.shape == (40, 1, 8, 8) and float(adversarial.max()) <= 1
     assert (output / "examples.png").stat().st_size > 0
 
@@ -61,8 +72,7 @@ def test_calibrate_writes_a_run_whose_predictions_use_the_temperature(digits_run
 
 def test_card_writes_json_html_and_renders_in_chromium(digits_run: Path, tmp_path: Path) -> None:
     assert "Report card (trust)" in (digits_run / "report.html").read_text()  # run.card=true
-    arguments = ["card", str(digits_run), "--limit", "30", "--curve-points", "2"]
-    assert main(arguments) == 0
+    assert main(["card", str(digits_run), "--limit", "30", "--curve-points", "2"]) == 0
     card = json.loads((digits_run / "card" / "card.json").read_text())
     assert set(card) >= {"accuracy", "calibration", "robustness", "fairness", "size", "doctor"}
     assert card["calibration"]["after"]["nll"] <= card["calibration"]["before"]["nll"] + 1e-9

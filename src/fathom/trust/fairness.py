@@ -53,8 +53,10 @@ def group_metrics(
     )
     by_group = frame.by_group.to_dict(orient="index")
     result: dict[str, Any] = {
-        "by_group": {str(k): {m: float(v) for m, v in row.items()} for k, row in by_group.items()},
-        "overall": {m: float(v) for m, v in frame.overall.items()},
+        "by_group": {
+            str(k): {m: _number(m, v) for m, v in row.items()} for k, row in by_group.items()
+        },
+        "overall": {m: _number(m, v) for m, v in frame.overall.items()},
         "accuracy_difference": float(frame.difference()["accuracy"]),
     }
     if binary:
@@ -69,6 +71,10 @@ def group_metrics(
             equalized_odds_difference(labels, predictions, **keyword)
         )
     return result
+
+
+def _number(metric: str, value: Any) -> float | int:
+    return int(value) if metric == "count" else float(value)
 
 
 def reweighing_weights(labels: Any, groups: Any) -> np.ndarray:
