@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/fathom-bench-calibration"))
     parser.add_argument("--quick", action="store_true", help="digits, 1 epoch")
+    parser.add_argument("--run", type=Path, help="calibrate this finished run instead of training")
     args = parser.parse_args()
     if args.quick:
         args.dataset, args.epochs = "digits", 1
@@ -43,8 +44,13 @@ def main() -> None:
     overrides += [f"data.limit={args.limit}"] if args.limit else []
     meter, started = LoadMeter(), time.perf_counter()
     meter.start()
-    run = fathom.fit(None, args.dataset, overrides=overrides)
-    train_seconds = time.perf_counter() - started
+    if args.run is None:
+        run_path = fathom.fit(None, args.dataset, overrides=overrides).path
+        train_seconds = time.perf_counter() - started
+    else:  # trained earlier (e.g. by this bench): its own record of the training time
+        run_path = args.run
+        train_seconds = fathom.load(run_path).summary.get("duration_seconds", 0.0)
+    run = fathom.load(run_path)
     result = calibrate_run(run.path)
     test = result["test"]
     summary = {stage: {k: test[stage][k] for k in ("ece", "mce", "nll", "brier", "accuracy")}
@@ -55,7 +61,8 @@ def main() -> None:
     )
     write_record(args.output, {
         "machine": machine, "dataset": args.dataset, "seed": args.seed, "epochs": args.epochs,
-        "training_images": args.limit, "val_fraction": args.val_fraction,
+        "training_images": args.limit, "val_fraction": args.val_fraction, "run": run.path.name,
+        "test_accuracy_of_the_run": run.summary.get("test", {}).get("accuracy"),
         "train_wall_seconds": round(train_seconds, 1), "load_share": meter.stop(),
         "temperature": result["temperature"], "test": summary,
         "ece_ratio_after_before": summary["after"]["ece"] / max(summary["before"]["ece"], 1e-12),

@@ -14,7 +14,7 @@ from tests_support import InterruptAt
 
 SETTINGS = ["model.name=cnn", "model.channels=[4]", "model.hidden=0", "data.limit=200",
             "train.epochs=2", "train.checkpoint_every_steps=4", "run.progress=none",
-            "train.diagnostics=false", "task.name=adversarial", "task.eps=0.1", "train.threads=1"]  # fmt: skip
+            "train.diagnostics=false", "task.name=adversarial", "task.eps=0.1"]  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["pgd"])  # fast FGSM draws its start the same way
