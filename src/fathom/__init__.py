@@ -11,6 +11,9 @@ run = fathom.load(run.path)
 from fathom import data, engine, models, tasks
 from fathom._version import __version__
 from fathom.api import (
+    attack,
+    calibrate,
+    card,
     compress,
     doctor,
     explain,
@@ -35,6 +38,9 @@ __all__ = [
     "FathomError",
     "Run",
     "__version__",
+    "attack",
+    "calibrate",
+    "card",
     "compress",
     "data",
     "doctor",

@@ -170,6 +170,7 @@ class RunConfig(Section):
     dir: str = "runs"
     name: str | None = None
     progress: Literal["auto", "bar", "log", "none"] = "auto"
+    card: bool = False  # classifiers: the trust report card (fathom card) as a report section
 
 
 class FathomConfig(Section):

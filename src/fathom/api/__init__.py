@@ -10,10 +10,11 @@ from fathom.api.launch import launch
 from fathom.api.serve import serve
 from fathom.api.train import fit, resume
 from fathom.api.transfer import finetune
+from fathom.api.trust import attack, calibrate, card
 from fathom.api.tune import nas, tune
 from fathom.runs import load
 
 __all__ = [
-    "compress", "doctor", "explain", "export_model", "federate", "finetune", "fit", "launch",
-    "load", "lr_find", "nas", "resume", "serve", "tune",
+    "attack", "calibrate", "card", "compress", "doctor", "explain", "export_model", "federate",
+    "finetune", "fit", "launch", "load", "lr_find", "nas", "resume", "serve", "tune",
 ]  # fmt: skip

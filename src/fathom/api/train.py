@@ -209,6 +209,10 @@ def train_and_finish(
         from fathom.report import write_report
 
         write_report(run_dir)
+        if config.run.card and run.task.is_classifier:
+            from fathom.api.trust import card
+
+            card(run, report=True)
     return run
 
 

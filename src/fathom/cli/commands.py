@@ -23,6 +23,9 @@ for _name, _module, _description in (
     ("tune", "tune", "hyperparameter search with Optuna (samplers, pruners, workers)"),
     ("nas", "nas", "architecture search under a latency, MAC or parameter budget"),
     ("federate", "federate", "federated learning over clients that keep their data"),
+    ("attack", "attack", "adversarial examples and accuracy under attack"),
+    ("calibrate", "calibrate", "fit temperature scaling; write RUN-calibrated"),
+    ("card", "card", "the report card: calibration, robustness, fairness, size"),
     ("list", "listing", "the names of one registry"),
 ):
     COMMANDS.register(_name, f"fathom.cli.{_module}:COMMAND", description=_description)

@@ -36,17 +36,20 @@ class Split:
     ``rows[i]`` is its row in the dataset's source, for a CSV the 1-based line number in the file
     (``info.extra["path"]``), else its index in the split the dataset returned (``finalize``
     numbers those); ``files[i]`` is its file for datasets read from files (image folders).
+    ``groups[i]`` (optional) is its sensitive group (``data.sensitive``), kept through splits but
+    not fed to the model.
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     rows: torch.Tensor | None = None
     files: list[str] | None = None
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
             raise DataError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
-        for name, values in (("rows", self.rows), ("files", self.files)):
+        for name, values in (("rows", self.rows), ("files", self.files), ("groups", self.groups)):
             if values is not None and len(values) != len(self.targets):
                 raise DataError(f"{len(values)} {name} but {len(self.targets)} examples")
 
@@ -58,7 +61,8 @@ class Split:
             indices = indices.nonzero().flatten()
         rows = self.rows[indices] if self.rows is not None else None
         files = [self.files[int(index)] for index in indices] if self.files is not None else None
-        return Split(self.inputs[indices], self.targets[indices], rows, files)
+        groups = self.groups[indices] if self.groups is not None else None
+        return Split(self.inputs[indices], self.targets[indices], rows, files, groups)
 
 
 @dataclass

@@ -37,29 +37,27 @@ def csv_table(
     task: str = "auto",
     categorical: list[str] | str | None = None,
     delimiter: str = ",",
+    sensitive: str | None = None,
+    sensitive_as_feature: bool = False,
 ) -> DataBundle:
     """Load ``path`` (relative to the working directory) and predict its ``target`` column.
+    ``sensitive``: a column kept per example as ``Split.groups`` (fairness), not a feature.
 
     ``task="auto"`` picks classification for a non-numeric target or one with at most 50 distinct
     integer values, and regression otherwise. ``root`` and ``download`` are unused.
     """
     categorical = [categorical] if isinstance(categorical, str) else list(categorical or [])
-    if not path or not target:
-        raise ConfigError(
-            "dataset 'csv' needs data.path (a CSV file) and data.target (its target column)"
-        )
-    if task not in TASKS:
-        raise ConfigError(
-            f"data.task must be one of {', '.join(TASKS)}, got '{task}'{closest(task, TASKS)}"
-        )
+    check_table_options(path, target, task)
     file = Path(path).expanduser()
     header, rows, lines = read_csv_rows(file, delimiter)
     _check_columns(file, header, target, categorical)
     table = {name: [row[index] for row in rows] for index, name in enumerate(header)}
+    groups, group_names = sensitive_groups(file, header, table, sensitive, target)
+    left_out = {target} | ({sensitive} if sensitive and not sensitive_as_feature else set())
     columns = [
         describe_column(file, name, table[name], lines, name in categorical)
         for name in header
-        if name != target
+        if name not in left_out
     ]
     inputs = torch.from_numpy(encode_features(file, columns, table, lines))
     targets, task, class_names = encode_target(
@@ -72,6 +70,7 @@ def csv_table(
     }
     if task == "regression":
         extra["target_size"] = 1
+    extra |= {"sensitive": {"column": sensitive, "groups": group_names}} if sensitive else {}
     info = DataInfo(
         name="csv",
         task=task,
@@ -83,7 +82,37 @@ def csv_table(
         extra=extra,
     )
     rows = torch.tensor(lines, dtype=torch.int64)  # each example's line in the file
-    return DataBundle(info, Split(inputs, targets, rows=rows))
+    return DataBundle(info, Split(inputs, targets, rows=rows, groups=groups))
+
+
+def check_table_options(path: str | None, target: str | None, task: str) -> None:
+    """The ``csv`` dataset's required options, and a task it knows."""
+    if not path or not target:
+        raise ConfigError(
+            "dataset 'csv' needs data.path (a CSV file) and data.target (its target column)"
+        )
+    if task not in TASKS:
+        raise ConfigError(
+            f"data.task must be one of {', '.join(TASKS)}, got '{task}'{closest(task, TASKS)}"
+        )
+
+
+def sensitive_groups(
+    file: Path, header: list[str], table: dict[str, list[str]], sensitive: str | None, target: str
+) -> tuple[torch.Tensor | None, list[str] | None]:
+    """Group index per row of the ``sensitive`` column, and the group names (sorted)."""
+    if not sensitive:
+        return None, None
+    if sensitive not in header:
+        raise ConfigError(
+            f"data.sensitive: {file} has no column '{sensitive}'{closest(sensitive, header)}"
+        )
+    if sensitive == target:
+        raise ConfigError(f"data.sensitive: '{sensitive}' is the target column")
+    values = [value.strip() for value in table[sensitive]]
+    names = sorted(set(values))
+    lookup = {name: index for index, name in enumerate(names)}
+    return torch.tensor([lookup[value] for value in values]), names
 
 
 def _check_columns(file: Path, header: list[str], target: str, categorical: list[str]) -> None:

@@ -16,19 +16,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fathom.report.page import Section, write_report
+    from fathom.report.page import Section, figure_html, write_page, write_report
     from fathom.report.plots import make_plots, plot_confusion_matrix
     from fathom.report.sections import save_section
 
 _HOMES = {
     "Section": "fathom.report.page",
+    "figure_html": "fathom.report.page",
+    "write_page": "fathom.report.page",
     "write_report": "fathom.report.page",
     "make_plots": "fathom.report.plots",
     "plot_confusion_matrix": "fathom.report.plots",
     "save_section": "fathom.report.sections",
 }
 
-__all__ = ["Section", "make_plots", "plot_confusion_matrix", "save_section", "write_report"]
+__all__ = [
+    "Section", "figure_html", "make_plots", "plot_confusion_matrix", "save_section",
+    "write_page", "write_report",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

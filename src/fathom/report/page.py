@@ -382,3 +382,18 @@ def write_report(
     path = run_dir / "report.html"
     atomic_write_text(path, _document(run, run_dir, [s for s in sections if s is not None]))
     return path
+
+
+def write_page(
+    path: str | os.PathLike[str], run: dict[str, Any], run_dir: Path, sections: Sequence[Section]
+) -> Path:
+    """A page in the report's style (banner, navigation, sections) written atomically to ``path``;
+    other one-page documents of a run (the trust card) use it."""
+    path = Path(path)
+    atomic_write_text(path, _document(run, Path(run_dir), list(sections)))
+    return path
+
+
+def figure_html(path: Path, caption: str, wide: bool = False) -> str:
+    """An embedded PNG figure for a ``Section``'s ``html``."""
+    return _image(path, caption, wide)

@@ -47,6 +47,7 @@ TRANSFORMS.register(
     "fathom.compression.quantization:onnx_int8",
     description="ONNX Runtime int8 graph of the model (static for CNNs, else dynamic)",
 )
+TRANSFORMS.register("temperature", "fathom.models.calibrated:temperature_scale", description="divide the logits by a fitted temperature (calibration)")  # fmt: skip
 
 
 def apply_transform(model: nn.Module, name: str, **params: Any) -> nn.Module:

@@ -17,6 +17,11 @@ TASKS.register(
     description="cross-entropy; accuracy, top-k, per-class F1",
 )
 TASKS.register(
+    "adversarial",
+    "fathom.tasks.adversarial:AdversarialClassification",
+    description="classification on PGD or fast-FGSM adversarial batches (Madry; Wong et al.)",
+)
+TASKS.register(
     "regression",
     "fathom.tasks.regression:Regression",
     description="mean squared error; MAE, RMSE, R²",
