@@ -13,7 +13,6 @@ from torch import nn
 from fathom.assemble import load_data
 from fathom.data.bundle import Split
 from fathom.errors import ConfigError, FathomError, closest
-from fathom.files import atomic_write_bytes
 from fathom.runs import Run
 
 DPI = 144
@@ -75,10 +74,7 @@ def new_figure(width: float, height: float, columns: int = 1) -> tuple[Figure, A
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
-    import io
+    """The figure as a PNG at the card's resolution (diagnosis.plots writes it atomically)."""
+    from fathom.diagnosis.plots import save_figure as write_png
 
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return write_png(figure, path, dpi=DPI)
