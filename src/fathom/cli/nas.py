@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fathom.cli.options import Command, add_target_arguments, train_target
+from fathom.cli.tune import add_study_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,14 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trial-epochs", type=int, help="epochs per trial (default: a third)")
     parser.add_argument("--population", type=int, default=10, help="evolution's population")
     parser.add_argument("--no-retrain", action="store_true", help="do not re-train the winner")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument(
-        "--storage", help="Optuna storage URL (default: SQLite in the study folder)"
-    )
-    parser.add_argument("--study", help="study name (default dataset-time)")
-    parser.add_argument("--dir", default="studies", help="parent folder of study folders")
-    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    parser.add_argument("--resume", metavar="STUDY", help="continue the search in this folder")
+    add_study_arguments(parser, "search")
     parser.add_argument("--seed", type=int, default=0, help="search seed")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 

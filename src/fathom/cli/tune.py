@@ -7,10 +7,9 @@ import argparse
 from fathom.cli.options import Command, add_target_arguments, train_target
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target_arguments(parser)
-    parser.add_argument("--space", help="search space YAML: config keys → distributions")
-    parser.add_argument("--trials", type=int, help="trials to finish (default 20)")
+def add_study_arguments(parser: argparse.ArgumentParser, noun: str) -> None:
+    """Where a study lives and how it runs: workers, storage, name, folder, time, resume
+    (shared by ``fathom tune`` and ``fathom nas``)."""
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument(
         "--storage", help="Optuna storage URL (default: SQLite in the study folder)"
@@ -18,7 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", help="study name (default dataset-time)")
     parser.add_argument("--dir", default="studies", help="parent folder of study folders")
     parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    parser.add_argument("--resume", metavar="STUDY", help="continue the study in this folder")
+    parser.add_argument("--resume", metavar="STUDY", help=f"continue the {noun} in this folder")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_arguments(parser)
+    parser.add_argument("--space", help="search space YAML: config keys → distributions")
+    parser.add_argument("--trials", type=int, help="trials to finish (default 20)")
+    add_study_arguments(parser, "study")
     parser.add_argument("--sampler", default="tpe",
                         help="tpe (default), random, grid, gp, cmaes, nsga2")  # fmt: skip
     parser.add_argument("--pruner", default="median", help="median (default), hyperband, none")
