@@ -10,6 +10,7 @@ class FathomError(Exception):
     """An error the user can act on. The CLI prints ``str(error)`` on one line and exits with 2."""
 
     exit_code = 2
+    run_dir = None  # the run folder a failed training kept (its diagnosis is printed after the line)
 
 
 class ConfigError(FathomError):

@@ -254,11 +254,16 @@ def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
         assert json.loads((tmp_path / name / "run.json").read_text())["steps"] == 42
 
 
-def test_a_diverging_run_keeps_its_last_finite_checkpoint(tmp_path) -> None:
+def test_a_diverging_run_keeps_its_last_finite_checkpoint_and_prints_the_doctor(
+    tmp_path, capsys
+) -> None:
     from fathom.cli import main
     from fathom.engine.checkpoint_files import load_checkpoint, non_finite
 
     arguments = ["train", "digits", "optim.lr=1e6", "train.checkpoint_every_steps=1"]
     assert main([*arguments, "--run-dir", str(tmp_path), "--name", "nan", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("fathom train: error: training diverged")
+    assert "[non_finite]" in error and "first layer with a non-finite output" in error
     tensors, state = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.safetensors")
     assert state["train_state"]["step"] >= 1 and non_finite(tensors) == []

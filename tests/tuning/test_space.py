@@ -112,3 +112,13 @@ def test_a_bad_space_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert status == 2 and len(error.splitlines()) == 1
     assert "space.yaml" in error and "did you mean 'optim.lr'" in error
     assert not (tmp_path / "digits").exists() and not list(tmp_path.glob("digits-*"))
+
+
+def test_a_search_without_a_validation_split_is_refused(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: {log_uniform: [1.0e-4, 1.0e-1]}\n")
+    arguments = ["tune", "digits", "--space", str(space), "--dir", str(tmp_path)]
+    assert main([*arguments, "data.val_fraction=0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "needs a validation split" in error
+    assert not list(tmp_path.glob("digits-*"))

@@ -187,6 +187,7 @@ def train_and_finish(
             shutil.rmtree(run_dir, ignore_errors=True)  # failed before the first step
         else:
             update_run_json(run_dir, status="failed", message=str(error))
+            error.run_dir = run_dir
         raise
     except KeyboardInterrupt:
         update_run_json(

@@ -138,7 +138,14 @@ def new_spec(
         )
     if trials < 1:
         raise ConfigError(f"trials must be at least 1, got {trials}")
-    task = make_task(base, load_data(base).info)
+    bundle = load_data(base)
+    if bundle.val is None or len(bundle.val) == 0:
+        raise ConfigError(
+            f"a search needs a validation split to compare trials on ({base.data.name} has none "
+            f"with data.val_fraction={base.data.val_fraction}); the test split must not choose "
+            "the winner: set data.val_fraction=0.1"
+        )
+    task = make_task(base, bundle.info)
     name = name or f"{base.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(directory) / name
     if (folder / "study.json").exists():

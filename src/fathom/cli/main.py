@@ -7,7 +7,7 @@ import argparse
 import sys
 import warnings
 
-from fathom.cli.options import Parser
+from fathom.cli.options import Parser, print_failure_diagnosis
 from fathom.errors import FathomError
 from fathom.registry import COMMANDS
 
@@ -77,6 +77,8 @@ def run_command(argv: list[str] | None) -> int:
         return command.run(args)
     except FathomError as error:
         print(f"fathom {args.command}: error: {error}", file=sys.stderr)
+        if error.run_dir is not None:
+            print_failure_diagnosis(error.run_dir)
         return 2
     except KeyboardInterrupt:
         print(

@@ -4,6 +4,7 @@ KEY=VALUE arguments of train-like commands, and the run summary they print."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,15 @@ def print_summary(run: Any) -> None:
         print(f"test: {shown}")
     print(f"run folder: {run.path}")
     print(f"report: {run.path / 'report.html'}")
+
+
+def print_failure_diagnosis(run_dir: Path) -> None:
+    """After a failed training (a diverged loss): the doctor's findings, on standard error."""
+    from fathom.diagnosis.doctor import format_diagnoses, read_diagnosis
+
+    diagnoses = read_diagnosis(run_dir)
+    if diagnoses:
+        print(format_diagnoses(diagnoses), file=sys.stderr)
 
 
 def print_saved_diagnosis(run_dir: Path) -> None:
