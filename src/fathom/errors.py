@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class FathomError(Exception):
     """An error the user can act on. The CLI prints ``str(error)`` on one line and exits with 2."""
 
     exit_code = 2
-    run_dir = None  # the run folder a failed training kept (its diagnosis is printed after the line)
+    # the run folder a failed training kept (its diagnosis is printed after the error line)
+    run_dir: Path | None = None
 
 
 class ConfigError(FathomError):
