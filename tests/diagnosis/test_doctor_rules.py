@@ -99,3 +99,26 @@ def test_overfitting_underfitting_and_non_finite():
     failed = {"kind": "nonfinite", "step": 7, "first_layer": "features.2.0 (Linear)"}
     found = diagnose_records([*diagnostics, failed], falling)
     assert [d.key for d in found] == ["non_finite"] and "features.2.0" in found[0].evidence
+
+
+def test_label_noise_names_the_examples_as_the_user_finds_them():
+    import torch
+    from torch import nn
+
+    from fathom.data.bundle import Split
+    from fathom.diagnosis.datachecks import example_losses
+
+    split = Split(torch.eye(4), torch.tensor([0, 1, 2, 0]), rows=torch.tensor([2, 3, 5, 9]))
+    model = nn.Linear(4, 3)
+    with torch.no_grad():  # predicts the class of the input's position, so row 9 is wrong
+        model.weight.copy_(10 * torch.eye(3, 4))
+        model.bias.zero_()
+    record = example_losses(model, split, torch.device("cpu"))
+    assert record["top"][0]["index"] == 3 and record["top"][0]["row"] == 9
+    diagnostics, metrics = healthy_records()
+    noisy = {"kind": "examples", "count": 500, "confidently_wrong": 0.25, "top": record["top"]}
+    found = diagnose_records([*diagnostics, {**noisy, "source": "labels.csv"}], metrics)
+    assert "highest-loss lines of labels.csv: 9, " in found[0].evidence
+    files = [{**item, "file": f"img/{item['row']}.png"} for item in record["top"]]
+    found = diagnose_records([*diagnostics, {**noisy, "top": files}], metrics)
+    assert "highest-loss files: img/9.png, " in found[0].evidence

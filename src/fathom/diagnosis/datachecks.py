@@ -199,22 +199,35 @@ def example_losses(
     wrong = predicted != targets
     confident_wrong = wrong & (confidence > 0.6)
     order = losses.argsort(descending=True)[:TOP_EXAMPLES]
+    top = [
+        {
+            "index": int(i),
+            "label": int(targets[i]),
+            "predicted": int(predicted[i]),
+            "confidence": round(float(confidence[i]), 4),
+            "loss": round(float(losses[i]), 4),
+            **source_of(split, int(i)),
+        }
+        for i in order
+    ]
     return {
         "count": len(targets),
         "accuracy": float(1 - wrong.float().mean()),
         "confidently_wrong": float(confident_wrong.float().mean()),
         "median_loss": float(losses.median()),
-        "top": [
-            {
-                "index": int(i),
-                "label": int(targets[i]),
-                "predicted": int(predicted[i]),
-                "confidence": round(float(confidence[i]), 4),
-                "loss": round(float(losses[i]), 4),
-            }
-            for i in order
-        ],
+        "top": top,
     }
+
+
+def source_of(split: Split, index: int) -> dict[str, Any]:
+    """Where training example ``index`` came from: its row in the source (for a CSV, the line
+    number in the file) and its file, as far as the split knows them."""
+    where: dict[str, Any] = {}
+    if split.rows is not None:
+        where["row"] = int(split.rows[index])
+    if split.files is not None:
+        where["file"] = str(split.files[index])
+    return where
 
 
 @torch.no_grad()

@@ -313,7 +313,9 @@ class Diagnostics(Callback):
             return
         losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device, rows)
         if losses is not None:
-            self._write({"kind": "examples", "step": trainer.state.step, **losses})
+            source = self.bundle.info.extra.get("path")
+            where = {"source": str(source)} if source else {}
+            self._write({"kind": "examples", "step": trainer.state.step, **losses, **where})
 
     def _locate_nonfinite(self, trainer: Trainer, error: Exception) -> None:
         record: dict[str, Any] = {"kind": "nonfinite", "step": trainer.state.step}
