@@ -83,11 +83,14 @@ def deploy_with_flower(simulation: Simulation, run_dir: Path, target: str) -> Ru
     config = simulation.config
     save_weights(run_dir / INITIAL_WEIGHTS, simulation.model, config.model.name)
     update_run_json(run_dir, deployment="flower", flower_target=target)
-    run_deployment(run_dir, simulation.federated.clients, target)
-    record = read_run_json(run_dir)
-    if record.get("status") != "completed":
-        update_run_json(run_dir, status="failed")
-        raise FathomError(f"the Flower run did not complete; see {run_dir / 'flower'}")
+    try:
+        run_deployment(run_dir, simulation.federated.clients, target)
+        if read_run_json(run_dir).get("status") != "completed":
+            raise FathomError(f"the Flower run did not complete; see {run_dir / 'flower'}")
+    except BaseException as error:
+        status = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
+        update_run_json(run_dir, status=status, message=str(error))
+        raise
     load_weights(run_dir / "model.safetensors", simulation.model)
     return Run(run_dir, config, simulation.bundle.info, simulation.model, simulation.bundle)
 

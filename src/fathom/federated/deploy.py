@@ -38,15 +38,19 @@ def flower_environment(home: Path | None = None) -> dict[str, str]:
     return {**os.environ, "PATH": path, **({"FLWR_HOME": str(home)} if home is not None else {})}
 
 
-def write_app(app_dir: Path, run_dir: Path, connect_timeout: float = 600) -> Path:
-    """The Flower App that ``flwr run`` builds and submits: Fathom's components and the run."""
+def write_app(
+    app_dir: Path, run_dir: Path, connect_timeout: float = 600, reply_timeout: float = 3600
+) -> Path:
+    """The Flower App that ``flwr run`` builds and submits: Fathom's components, the run folder,
+    and how long the server waits for the SuperNodes to connect and for a round's replies."""
     app_dir.mkdir(parents=True, exist_ok=True)
     project = {
         "project": {"name": "fathom-federated", "version": "1.0.0", "license": "Apache-2.0",
                     "description": "Fathom federated run", "dependencies": []},
         "tool": {"flwr": {"app": {
             "publisher": "fathom", "components": APP_COMPONENTS,
-            "config": {"run-dir": str(run_dir.resolve()), "connect-timeout": connect_timeout},
+            "config": {"run-dir": str(run_dir.resolve()), "connect-timeout": connect_timeout,
+                       "reply-timeout": reply_timeout},
         }}},
     }  # fmt: skip
     (app_dir / "pyproject.toml").write_text(tomli_w.dumps(project), encoding="utf-8")

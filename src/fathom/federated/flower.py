@@ -107,6 +107,7 @@ class FlowerServer(Simulation):
         load_weights(run_dir / INITIAL_WEIGHTS, network)
         super().__init__(config, federated, bundle, network, run_dir)
         self.grid, self.nodes, self.reports = grid, {}, {}
+        self.reply_timeout = 3600.0  # a hung client, not a slow one: generous
         self.settings = {"config": json.dumps(config.to_dict()), "clients": federated.clients,
                          "split": federated.split, "alpha": federated.alpha}  # fmt: skip
 
@@ -138,7 +139,7 @@ class FlowerServer(Simulation):
         return Message(content, dst_node_id=node, message_type=kind, group_id=group)
 
     def exchange(self, messages: list[Message]) -> list[Message]:
-        replies = list(self.grid.send_and_receive(messages))
+        replies = list(self.grid.send_and_receive(messages, timeout=self.reply_timeout))
         failed = [reply.error.reason for reply in replies if reply.has_error()]
         if failed or len(replies) != len(messages):
             raise FathomError(f"a client failed: {failed[0] if failed else 'no reply'}")
@@ -188,6 +189,7 @@ def main(grid: Grid, context: Context) -> None:
     config = read_config(run_dir)
     federated = FederatedConfig(**read_run_json(run_dir)["federated"])
     server = FlowerServer(config, federated, run_dir, grid)
+    server.reply_timeout = float(context.run_config.get("reply-timeout", 3600))
     server.connect(float(context.run_config.get("connect-timeout", 600)))
     update_run_json(run_dir, flower_nodes=[server.reports[c] for c in sorted(server.reports)])
     server.run(after_round(run_dir))
