@@ -106,7 +106,9 @@ class FlowerServer(Simulation):
         network = build_model(config, bundle.info)
         load_weights(run_dir / INITIAL_WEIGHTS, network)
         super().__init__(config, federated, bundle, network, run_dir)
-        self.grid, self.nodes, self.reports = grid, {}, {}
+        self.grid = grid
+        self.nodes: dict[int, int] = {}  # partition -> SuperNode id
+        self.reports: dict[int, dict[str, Any]] = {}  # partition -> what its node reported
         self.reply_timeout = 3600.0  # a hung client, not a slow one: generous
         self.settings = {"config": json.dumps(config.to_dict()), "clients": federated.clients,
                          "split": federated.split, "alpha": federated.alpha}  # fmt: skip
@@ -120,16 +122,14 @@ class FlowerServer(Simulation):
                                   f"connected within {timeout:.0f} s")  # fmt: skip
             time.sleep(0.5)
         query = [self.message(node, "query", "connect", {}) for node in node_ids]
-        for reply in self.exchange(query):
-            report = dict(reply.content["node"])
-            self.nodes[int(report["partition-id"])] = reply.metadata.src_node_id
-            self.reports[int(report["partition-id"])] = {
-                **report,
-                "node": reply.metadata.src_node_id,
-            }
-        if sorted(self.nodes) != list(range(self.federated.clients)):
-            raise FathomError(f"the SuperNodes hold partitions {sorted(self.nodes)}; each of "
+        reports = [{**reply.content["node"], "node": reply.metadata.src_node_id}
+                   for reply in self.exchange(query)]  # fmt: skip
+        held = sorted(int(report["partition-id"]) for report in reports)
+        if held != list(range(self.federated.clients)):
+            raise FathomError(f"the SuperNodes hold partitions {held}; each of "
                               f"0..{self.federated.clients - 1} must be held once")  # fmt: skip
+        self.reports = {int(report["partition-id"]): report for report in reports}
+        self.nodes = {partition: int(report["node"]) for partition, report in self.reports.items()}
 
     def message(self, node: int, kind: str, group: str, extra: dict[str, Any],
                 arrays: ArrayRecord | None = None) -> Message:  # fmt: skip
