@@ -76,3 +76,13 @@ def test_flower_missing_is_one_line(
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "fathom-dl[federated]" in error
     assert not any(tmp_path.iterdir())
+
+
+def test_a_flower_run_is_not_resumed_as_a_simulation(tmp_path: Path) -> None:
+    from fathom.api.federate import federate
+    from fathom.errors import CheckpointError
+    from fathom.runs.folder import update_run_json
+
+    update_run_json(tmp_path, kind="federated", deployment="flower", status="failed")
+    with pytest.raises(CheckpointError, match="deployed with Flower"):
+        federate(resume=tmp_path)
