@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,17 +15,18 @@ from fathom.api.train import start_run_record
 from fathom.assemble import ConfigSource, build_model, load_data, prepare, seed_everything
 from fathom.data.bundle import DataBundle
 from fathom.engine import load_checkpoint
-from fathom.errors import CheckpointError
+from fathom.errors import CheckpointError, FathomError
 from fathom.federated.record import (
     CHECKPOINT,
     after_round,
     check_saved_split,
+    finish_run,
     save_split,
-    write_summary,
 )
 from fathom.federated.simulation import FederatedConfig, Simulation
 from fathom.runs import Run
 from fathom.runs.folder import (
+    load_weights,
     new_run_dir,
     read_config,
     read_run_json,
@@ -44,14 +46,19 @@ def federate(
     config: ConfigSource = None,
     overrides: Iterable[str] = (),
     resume: str | Path | None = None,
+    flower: str | None = None,
     **settings: Any,
 ) -> Run:
     """Train ``model`` on ``data`` split among clients (``settings``: clients, fraction,
     local_epochs, rounds, split, alpha, strategy, mu, server, server_lr, server_momentum);
-    ``resume=RUN`` continues an interrupted federated run from its last round."""
+    ``resume=RUN`` continues an interrupted federated run from its last round;
+    ``flower="local"`` (or a SuperLink's ``HOST:PORT`` or Flower connection name) trains it on
+    Flower SuperNodes instead of in this process (see ``fathom.federated.deploy``)."""
     if resume is not None:
         return resume_federated(Path(resume))
     federated = FederatedConfig(**settings)
+    if flower is not None and importlib.util.find_spec("flwr") is None:
+        raise FathomError("--flower needs Flower: pip install 'fathom-dl[federated]'")
     resolved, bundle, network = prepare(model, data, config, [*CLIENT_DEFAULTS, *overrides], {})
     federated.check(len(bundle.train))
     run_dir = new_run_dir(resolved)
@@ -63,7 +70,29 @@ def federate(
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    if flower is not None:
+        return deploy_with_flower(simulation, run_dir, flower)
     return finish(simulation, run_dir)
+
+
+def deploy_with_flower(simulation: Simulation, run_dir: Path, target: str) -> Run:
+    """The run trained by Flower's ServerApp and ClientApps; its folder read back after."""
+    from fathom.federated.deploy import run_deployment
+    from fathom.federated.flower import INITIAL_WEIGHTS
+
+    config = simulation.config
+    save_weights(run_dir / INITIAL_WEIGHTS, simulation.model, config.model.name)
+    update_run_json(run_dir, deployment="flower", flower_target=target)
+    try:
+        run_deployment(run_dir, simulation.federated.clients, target)
+        if read_run_json(run_dir).get("status") != "completed":
+            raise FathomError(f"the Flower run did not complete; see {run_dir / 'flower'}")
+    except BaseException as error:
+        status = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
+        update_run_json(run_dir, status=status, message=str(error))
+        raise
+    load_weights(run_dir / "model.safetensors", simulation.model)
+    return Run(run_dir, config, simulation.bundle.info, simulation.model, simulation.bundle)
 
 
 def resume_federated(run_dir: Path) -> Run:
@@ -71,6 +100,8 @@ def resume_federated(run_dir: Path) -> Run:
     record = read_run_json(run_dir)
     if record.get("kind") != "federated":
         raise CheckpointError(f"{run_dir} is not a federated run (continue it with fathom resume)")
+    if record.get("deployment") == "flower":
+        raise CheckpointError(f"{run_dir} was deployed with Flower; --resume continues simulations")
     config = read_config(run_dir)
     federated = FederatedConfig(**record["federated"])
     seed_everything(config.train.seed)
@@ -91,18 +122,7 @@ def finish(simulation: Simulation, run_dir: Path) -> Run:
         update_run_json(run_dir, status="stopped", message="interrupted; continue with "
                         f"'fathom federate --resume {run_dir}'")  # fmt: skip
         raise
-    config, bundle = simulation.config, simulation.bundle
-    save_weights(run_dir / "model.safetensors", simulation.model, config.model.name)
-    run = Run(run_dir, config, bundle.info, simulation.model, bundle)
-    evaluation = run.evaluate("test") if bundle.test is not None else {}
-    summary = write_summary(run_dir, simulation)
-    last = summary["rounds"][-1] if summary["rounds"] else {}
-    update_run_json(run_dir, status="completed", rounds_completed=simulation.round, test=evaluation,
-                    final_round=last, steps=simulation.round)  # fmt: skip
-    from fathom.report import write_report
-
-    write_report(run_dir)
-    return run
+    return finish_run(simulation, run_dir)
 
 
 __all__ = ["federate"]

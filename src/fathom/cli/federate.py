@@ -1,5 +1,6 @@
 """``fathom federate DATA --clients 100 --fraction 0.1 --local-epochs 5 --rounds 300 --split
-shards``: federated learning in an in-process simulation, written as a run folder."""
+shards [--flower local]``: federated learning in an in-process simulation or deployed with
+Flower, written as a run folder."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted federated run")
+    parser.add_argument("--flower", metavar="TARGET",
+                        help="deploy with Flower instead of simulating: 'local' (a SuperLink and one "
+                        "SuperNode per client on 127.0.0.1), a SuperLink's HOST:PORT (Control API, "
+                        "insecure) or a SuperLink connection of your Flower config")  # fmt: skip
 
 
 def settings(args: argparse.Namespace) -> dict[str, object]:
@@ -52,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     dataset, overrides = split_train_items(args.items)
     flags = {"data.batch_size": args.batch_size, "train.seed": args.seed, "run.dir": args.run_dir}
     overrides = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
-    summarize(federate(dataset, args.model, overrides=overrides, **settings(args)).path)
+    run_dir = federate(dataset, args.model, overrides=overrides, flower=args.flower,
+                       **settings(args)).path  # fmt: skip
+    summarize(run_dir)
     return 0
 
 

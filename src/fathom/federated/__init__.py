@@ -1,6 +1,8 @@
 """Federated learning: client splits, the client's local training (the ordinary Trainer), the
 server's aggregation (FedAvg, FedProx, FedAvgM, FedAdam), an in-process simulation and a Flower
-deployment (``fathom.federated.flower``)."""
+deployment (``fathom.federated.flower``: ServerApp and ClientApp; ``fathom.federated.deploy``:
+``flwr run`` and a loopback SuperLink with SuperNodes). Both Flower modules import ``flwr`` and are
+imported only when a deployment is asked for."""
 
 from fathom.federated.client import ProximalTerm, train_client
 from fathom.federated.server import ServerOptimizer, weighted_average

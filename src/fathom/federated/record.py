@@ -14,6 +14,8 @@ from fathom.engine import checkpoint_files as ckpt
 from fathom.errors import CheckpointError
 from fathom.federated.simulation import Simulation
 from fathom.files import atomic_write_text
+from fathom.runs import Run
+from fathom.runs.folder import save_weights, update_run_json
 
 CHECKPOINT = Path("checkpoints") / "federated.safetensors"
 
@@ -55,7 +57,23 @@ def write_summary(run_dir: Path, simulation: Simulation) -> dict[str, Any]:
         "rounds": simulation.history,
         "participation": simulation.participation,
         "class_histogram": simulation.histogram(),
-        "client_sizes": [len(part) for part in simulation.parts],
+        "client_sizes": simulation.client_sizes(),
     }
     atomic_write_text(run_dir / "federated.json", json.dumps(summary, indent=1))
     return summary
+
+
+def finish_run(simulation: Simulation, run_dir: Path) -> Run:
+    """After the last round: the weights, the test metrics, ``federated.json``, run.json, report."""
+    config, bundle = simulation.config, simulation.bundle
+    save_weights(run_dir / "model.safetensors", simulation.model, config.model.name)
+    run = Run(run_dir, config, bundle.info, simulation.model, bundle)
+    evaluation = run.evaluate("test") if bundle.test is not None else {}
+    summary = write_summary(run_dir, simulation)
+    last = summary["rounds"][-1] if summary["rounds"] else {}
+    update_run_json(run_dir, status="completed", rounds_completed=simulation.round, test=evaluation,
+                    final_round=last, steps=simulation.round)  # fmt: skip
+    from fathom.report import write_report
+
+    write_report(run_dir)
+    return run

@@ -99,6 +99,9 @@ class Simulation:
         self.history: list[dict[str, Any]] = []
         self.participation = [0] * federated.clients
 
+    def client_sizes(self) -> list[int]:
+        return [len(part) for part in self.parts]
+
     def histogram(self) -> list[list[int]]:
         classes = self.bundle.info.num_classes or int(self.bundle.train.targets.max()) + 1
         return class_histogram(self.bundle.train.targets, self.parts, classes)
@@ -126,6 +129,11 @@ class Simulation:
             )  # fmt: skip
             states.append(state), sizes.append(size), losses.append(loss)
             self.participation[client] += 1
+        return self.finish_round(chosen, states, sizes, losses)
+
+    def finish_round(self, chosen: list[int], states: list[dict[str, torch.Tensor]],
+                     sizes: list[int], losses: list[float]) -> dict[str, Any]:  # fmt: skip
+        """The server's half of a round (also the Flower server's): aggregate, step, evaluate."""
         self.server.step(weighted_average(states, sizes))
         record: dict[str, Any] = {"round": self.round + 1, "clients": chosen,
                                   "train_loss": sum(losses) / len(losses)}  # fmt: skip
