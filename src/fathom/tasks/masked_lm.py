@@ -10,7 +10,8 @@ The token logits come from the encoder's outputs times its token embedding (the 
 the output layer, tied as in BERT), so the head has no parameters of its own: the model trained
 and saved is a plain ``transformer_encoder`` (its classifier head unused), which ``fathom
 finetune`` starts from. Labels of the dataset are ignored: ``sentiment`` or ``text_csv`` give
-their sentences, ``tinyshakespeare`` its windows of text.
+their sentences, ``tinyshakespeare`` its windows of text. One process only: the logits are read
+from ``model.features``, past a DistributedDataParallel wrapper's gradient hooks.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ def mask_tokens(
 def token_encoder(model: nn.Module) -> nn.Module:
     """The module with ``encode(tokens)`` and ``stack.token_embedding`` (``model.features``)."""
     inner = getattr(model, "_orig_mod", model)  # torch.compile
-    inner = getattr(inner, "module", inner)  # DistributedDataParallel
     features = getattr(inner, "features", None)
     if not hasattr(features, "encode") or not hasattr(
         getattr(features, "stack", None), "token_embedding"
@@ -170,6 +170,9 @@ class MaskedLanguageModel(Task):
         return mask_tokens(tokens, generator, maskable, self.mask_id, *self.rates)
 
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            # the logits come from model.features, past DDP's forward and its gradient hooks
+            raise ConfigError("task masked_lm trains in one process (no --nproc / train.strategy)")
         encoder = token_encoder(model)
         rows = encoder.stack.token_embedding.num_embeddings
         if rows != self.vocab_size:
