@@ -50,7 +50,7 @@ def test_the_tokenizer_never_sees_validation_or_test_text(tmp_path) -> None:
     rows = ["text,label", *[f"word{index},{index % 2}" for index in range(40)]]
     file.write_text("\n".join(rows) + "\n")
     bundle = load("text_csv", path=str(file), text_column="text", target="label")
-    assert bundle.info.extra["vocab_size"] == 4 + len(bundle.train)
+    assert bundle.info.extra["vocab_size"] == 5 + len(bundle.train)  # 4 reserved ids + <mask>
     assert (bundle.test.inputs[:, 0] == 3).all()  # every test word is unknown
 
 

@@ -9,6 +9,8 @@ import pytest
 from fathom.data.tokenizers import (
     CharTokenizer,
     encode_texts,
+    mask_token_id,
+    special_token_ids,
     tokenizer_from_dict,
     train_tokenizer,
 )
@@ -69,3 +71,37 @@ def test_padding_at_the_end_and_truncation() -> None:
 def test_bad_tokenizer_name_suggests_the_closest() -> None:
     with pytest.raises(ConfigError, match="did you mean 'bpe'"):
         train_tokenizer("bpee", TEXTS)
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_word_and_bpe_tokenizers_reserve_a_mask_token(kind: str) -> None:
+    tokenizer = train_tokenizer(kind, TEXTS, vocab_size=300)
+    assert mask_token_id(tokenizer) == 4 and special_token_ids(tokenizer) == [0, 1, 2, 3, 4]
+    assert min(tokenizer.encode(TEXTS[0])) >= 5
+    assert 4 in tokenizer.encode("the <mask> fox")  # the literal token reads as the mask
+    assert mask_token_id(CharTokenizer.train(TEXTS)) is None
+
+
+def test_a_saved_tokenizer_without_a_mask_token_still_loads() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    old = Tokenizer(models.WordLevel(unk_token="<unk>"))  # as trained before <mask> existed
+    old.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = ["<pad>", "<bos>", "<eos>", "<unk>"]
+    old.train_from_iterator(TEXTS, trainer=trainers.WordLevelTrainer(special_tokens=special))
+    restored = tokenizer_from_dict({"kind": "word", "json": old.to_str()})
+    assert restored.encode("The quick") == old.encode("The quick").ids
+    assert mask_token_id(restored) is None and special_token_ids(restored) == [0, 1, 2, 3]
+
+
+def test_a_run_tokenizer_is_read_from_its_run_json(tmp_path) -> None:
+    tokenizer = train_tokenizer("word", TEXTS, vocab_size=300)
+    record = {"data": {"extra": {"tokenizer": tokenizer.to_dict()}}}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    reused = train_tokenizer(f"run:{tmp_path}", ["other words entirely"], vocab_size=10)
+    assert reused.to_dict() == tokenizer.to_dict()
+    with pytest.raises(ConfigError, match="not a run folder"):
+        train_tokenizer(f"run:{tmp_path / 'missing'}", TEXTS)
+    (tmp_path / "run.json").write_text(json.dumps({"data": {"extra": {}}}))
+    with pytest.raises(ConfigError, match="has no text tokenizer"):
+        train_tokenizer(f"run:{tmp_path}", TEXTS)

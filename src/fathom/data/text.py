@@ -20,6 +20,7 @@ from fathom.data.splits import seeded_permutation
 from fathom.data.tokenizers import encode_texts, train_tokenizer
 from fathom.errors import ConfigError, DataError, closest
 
+UNLABELLED = "no label (data.target not set)"
 SENTIMENT_FOLDER = Path("text") / "sentiment_labelled_sentences"
 SENTIMENT_SOURCES = {
     "amazon": "amazon_cells_labelled.txt",
@@ -178,17 +179,21 @@ def text_csv(
     """Classify the texts of ``text_column`` into the labels of ``target`` (a CSV or TSV file).
 
     The delimiter defaults to a tab for ``.tsv`` files and a comma otherwise. ``root`` and
-    ``download`` are unused.
+    ``download`` are unused. Without ``target`` the texts are unlabelled (one class,
+    ``UNLABELLED``): for tasks that ignore labels, such as ``task.name=masked_lm``.
     """
-    if not path or not text_column or not target:
+    if not path or not text_column:
         raise ConfigError(
             "dataset 'text_csv' needs data.path (a CSV/TSV file), data.text_column and data.target"
+            " (data.target may be left out for unlabelled text: task.name=masked_lm)"
         )
     file = Path(path).expanduser()
     delimiter = delimiter or ("\t" if file.suffix.lower() == ".tsv" else ",")
-    texts, label_strings = read_text_table(file, text_column, target, delimiter)
+    texts, label_strings = read_text_table(file, text_column, target or text_column, delimiter)
+    if target is None:
+        label_strings = [UNLABELLED] * len(texts)
     class_names = sorted(set(label_strings), key=_natural_key)
-    if len(class_names) < 2:
+    if len(class_names) < 2 and target is not None:
         raise DataError(f"{file}: column '{target}' has a single label {class_names}; need two")
     lookup = {name: index for index, name in enumerate(class_names)}
     labels = torch.tensor([lookup[label] for label in label_strings])

@@ -3,12 +3,17 @@ tokenizers of pretrained models (``pretrained:minilm``: WordPiece, read from its
 
 Every tokenizer reserves ids 0-3 for ``<pad>``, ``<bos>``, ``<eos>`` and ``<unk>``, is trained on
 the training split only, and serialises to a JSON-able dict (stored in ``info.extra["tokenizer"]``
-so that a loaded run encodes new text exactly as in training).
+so that a loaded run encodes new text exactly as in training). Word and BPE tokenizers trained
+since masked-token pretraining also reserve id 4 for ``<mask>`` (``mask_token_id``); saved older
+ones have none and load unchanged, and character tokenizers have none (their ids would shift).
+``data.tokenizer=run:PATH`` reuses the tokenizer a run was trained with (its vocabulary).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +22,9 @@ from fathom.errors import ConfigError, DataError, closest
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+MASK_TOKENS = ("<mask>", "[MASK]")  # Fathom's word/BPE tokenizers, BERT WordPiece (MiniLM)
 TOKENIZER_KINDS = ("char", "word", "bpe")
+RUN_PREFIX = "run:"
 
 
 class CharTokenizer:
@@ -75,7 +82,7 @@ class LibraryTokenizer:
     ) -> LibraryTokenizer:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-        special = list(SPECIAL_TOKENS)
+        special = [*SPECIAL_TOKENS, MASK_TOKENS[0]]  # <mask> is id 4 (masked-token pretraining)
         if kind == "word":
             tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
             tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -140,10 +147,12 @@ def train_tokenizer(
     read a pretrained model's (``pretrained:minilm``; it truncates to ``max_length``)."""
     if kind.startswith("pretrained:"):
         return LibraryTokenizer.pretrained(kind, max_length)
+    if kind.startswith(RUN_PREFIX):
+        return run_tokenizer(kind.removeprefix(RUN_PREFIX))
     if kind not in TOKENIZER_KINDS:
         raise ConfigError(
-            f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)} or pretrained:minilm, got '{kind}'"
-            f"{closest(kind, TOKENIZER_KINDS)}"
+            f"data.tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, pretrained:minilm or "
+            f"run:RUN_FOLDER, got '{kind}'{closest(kind, TOKENIZER_KINDS)}"
         )
     if kind == "char":
         return CharTokenizer.train(texts, lowercase)
@@ -161,6 +170,40 @@ def tokenizer_from_dict(saved: dict[str, Any]) -> Tokenizer:
 
         return LibraryTokenizer(saved["kind"], LibraryModel.from_str(saved["json"]))
     raise DataError(f"unknown saved tokenizer kind {saved.get('kind')!r}")
+
+
+def run_tokenizer(folder: str) -> Tokenizer:
+    """The tokenizer a run was trained with (``data.tokenizer=run:FOLDER``), read from the
+    ``data.extra.tokenizer`` of its run.json (plain JSON), so a run fine-tuned from a text run
+    encodes its data with the source's vocabulary."""
+    record_file = Path(folder).expanduser() / "run.json"
+    if not record_file.is_file():
+        raise ConfigError(f"data.tokenizer=run:{folder}: not a run folder (no run.json)")
+    try:
+        saved = json.loads(record_file.read_text(encoding="utf-8"))["data"]["extra"]["tokenizer"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"data.tokenizer=run:{folder}: the run has no text tokenizer") from None
+    return tokenizer_from_dict(saved)
+
+
+def mask_token_id(tokenizer: Tokenizer) -> int | None:
+    """The id of the tokenizer's mask token (``<mask>`` or ``[MASK]``), None when it has none."""
+    if isinstance(tokenizer, CharTokenizer):
+        return None
+    for token in MASK_TOKENS:
+        found = tokenizer.tokenizer.token_to_id(token)
+        if found is not None:
+            return int(found)
+    return None
+
+
+def special_token_ids(tokenizer: Tokenizer) -> list[int]:
+    """Ids that are not text: the reserved four, and a library tokenizer's special tokens."""
+    special = set(range(len(SPECIAL_TOKENS)))
+    if isinstance(tokenizer, LibraryTokenizer):
+        decoder = tokenizer.tokenizer.get_added_tokens_decoder()
+        special.update(index for index, token in decoder.items() if token.special)
+    return sorted(index for index in special if index < tokenizer.vocab_size)
 
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> torch.Tensor:

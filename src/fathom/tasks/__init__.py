@@ -57,6 +57,11 @@ TASKS.register(
     description="sequence-to-sequence: teacher-forced cross-entropy; token and exact-match accuracy",
 )
 TASKS.register(
+    "masked_lm",
+    "fathom.tasks.masked_lm:MaskedLanguageModel",
+    description="masked-token pretraining (BERT MLM) of a Transformer encoder on unlabelled text",
+)
+TASKS.register(
     "distillation",
     "fathom.tasks.distillation:Distillation",
     description="knowledge distillation: a student learns a teacher's soft targets and the labels",

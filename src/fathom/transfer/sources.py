@@ -3,7 +3,8 @@
 ``resolve_source`` reads what the start needs (the model's lineage, the weights file, the data
 the source was trained on) and ``Source.check_data`` refuses, in one line, data of another
 kind or shape than the source's. ``source_layer`` is the config layer a fine-tuning run gets
-from its source: the model's name and options, and, for a pretrained text model, its tokenizer.
+from its source: the model's name and options, and, for a text source, its tokenizer (a
+pretrained model's, or a run's own: ``data.tokenizer=run:SOURCE`` reuses its vocabulary).
 """
 
 from __future__ import annotations
@@ -115,9 +116,11 @@ def run_source(name: str) -> Source:
 
 def source_layer(name: str) -> dict[str, Any]:
     """The config a run from ``name`` starts from (the user's config goes on top): the source's
-    model and options, and a pretrained text model's tokenizer."""
+    model and options, and a text source's tokenizer."""
     source = resolve_source(name)
     layer: dict[str, Any] = {"model": {"name": source.model, **source.options, "init_from": name}}
     if source.tokenizer is not None:
         layer["data"] = {"tokenizer": source.tokenizer}
+    elif source.info is not None and "tokenizer" in source.info.extra:
+        layer["data"] = {"tokenizer": f"run:{name}"}  # the source's vocabulary, not a new one
     return layer
