@@ -1,19 +1,19 @@
 """Training diagnostics: a callback that samples layer statistics within a time budget.
 
-On a sampled step forward hooks (registered for that step only) record each leaf layer's
-activation mean/std (the first tensor of a recurrent layer's tuple), its dead-ReLU fraction and
-sigmoid/tanh saturation; ``after_backward`` records per-layer gradient norms (as the optimizer
-sees them: unscaled, and after clipping when clipping is on); ``batch_end`` weight norms and
-update-to-weight ratios. Data checks run once at fit start and per-example training losses once at
-fit end, both on bounded subsets. **Cost**: the callback times itself and samples only while its
-total time stays within ``budget`` (5%) of the training time measured so far, so its cost is
-proportional to training whatever the model or data size; the figures are drawn at fit end only
-when the budget leaves room for them (``fathom doctor RUN`` draws them always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end the doctor turns it into
-``RUN/diagnosis.json`` and a report section. The only per-step cost is one hook on the whole
-model checking that its output is finite (every step on CPU, on sampled steps on accelerators);
-when it is not, the same batch is run again through hooks before the weights are updated, to name
-the first layer that produced a NaN/Inf. Nothing here draws a random number or changes a value,
-and any failure becomes a warning: diagnostics never stop training.
+On a sampled step forward hooks (registered for that step only) record each leaf layer's activation
+mean/std (the first tensor of a recurrent layer's tuple), its dead-ReLU fraction and sigmoid/tanh
+saturation; ``after_backward`` records per-layer gradient norms (as the optimizer sees them:
+unscaled, and after clipping when clipping is on); ``batch_end`` weight norms and update-to-weight
+ratios. Data checks run once at fit start and per-example training losses once at fit end, both on
+bounded subsets. **Cost**: the callback times itself and samples only while its total time stays
+within ``budget`` (5%) of the training time measured so far, so its cost is proportional to training
+whatever the model or data size; the figures are drawn at fit end only when the budget leaves room
+(``fathom doctor RUN`` draws them always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end
+the doctor turns it into ``RUN/diagnosis.json`` and a report section. The only per-step cost is one
+hook on the whole model checking that its output is finite (every step on CPU, on sampled steps on
+accelerators); when it is not, the same batch is run again through hooks before the weights are
+updated, to name the first layer that produced a NaN/Inf. Nothing here draws a random number or
+changes a value, and any failure becomes a warning: diagnostics never stop training.
 """
 
 from __future__ import annotations
@@ -301,8 +301,7 @@ class Diagnostics(Callback):
         self._write({"kind": "data", "step": 0, **record})
 
     def _write_examples(self, trainer: Trainer) -> None:
-        """Per-example losses on as many of the first training rows (up to 512) as the budget
-        covers, at a third of a training step's time per row (a forward pass only)."""
+        """Per-example losses on the first training rows (up to 512) the budget covers."""
         if self.bundle is None or not getattr(trainer.task, "is_classifier", False):
             return
         steps = max(1, trainer.state.step - self._first_step)
@@ -313,9 +312,8 @@ class Diagnostics(Callback):
             return
         losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device, rows)
         if losses is not None:
-            source = self.bundle.info.extra.get("path")
-            where = {"source": str(source)} if source else {}
-            self._write({"kind": "examples", "step": trainer.state.step, **losses, **where})
+            losses["source"] = str(self.bundle.info.extra.get("path") or "")  # a CSV's rows: lines
+            self._write({"kind": "examples", "step": trainer.state.step, **losses})
 
     def _locate_nonfinite(self, trainer: Trainer, error: Exception) -> None:
         record: dict[str, Any] = {"kind": "nonfinite", "step": trainer.state.step}
