@@ -230,6 +230,19 @@ def source_of(split: Split, index: int) -> dict[str, Any]:
     return where
 
 
+def highest_loss(examples: dict[str, Any]) -> str:
+    """The highest-loss training examples, named as the user can find them: files, or rows of
+    the source (line numbers of a CSV), else positions in the training split (older runs)."""
+    top = examples.get("top", [])[:8]
+    if top and all("file" in item for item in top):
+        return "highest-loss files: " + ", ".join(str(item["file"]) for item in top)
+    if top and all("row" in item for item in top):
+        source = examples.get("source")
+        where = f"lines of {source}" if source else "rows of the dataset"
+        return f"highest-loss {where}: " + ", ".join(str(item["row"]) for item in top)
+    return "highest-loss training rows: " + ", ".join(str(item["index"]) for item in top)
+
+
 @torch.no_grad()
 def first_nonfinite_layer(model: nn.Module, data: Any, device: torch.device | None) -> str | None:
     """The first leaf layer (in execution order) whose output has a NaN or an infinity on

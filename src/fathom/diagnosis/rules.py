@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fathom.diagnosis import remedies
+from fathom.diagnosis import datachecks, remedies
 
 if TYPE_CHECKING:
     from fathom.diagnosis.doctor import Facts
@@ -344,24 +344,11 @@ def label_noise(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "key": "label_noise",
         "title": "Suspected label noise",
         "evidence": f"{wrong:.0%} of {examples['count']} training examples are predicted "
-        f"confidently (>60%) as another class than their label; {highest_loss(examples)}",
+        f"confidently (>60%) as another class than their label; {datachecks.highest_loss(examples)}",
         "remedy": "inspect and relabel or drop the highest-loss examples (see 'fathom explain "
         "RUN --method top-loss'); label smoothing softens the damage",
         "overrides": ["train.label_smoothing=0.1"],
     }
-
-
-def highest_loss(examples: dict[str, Any]) -> str:
-    """The highest-loss training examples, named as the user can find them: files, or rows of
-    the source (line numbers of a CSV), else positions in the training split (older runs)."""
-    top = examples.get("top", [])[:8]
-    if top and all("file" in item for item in top):
-        return "highest-loss files: " + ", ".join(str(item["file"]) for item in top)
-    if top and all("row" in item for item in top):
-        source = examples.get("source")
-        where = f"lines of {source}" if source else "rows of the dataset"
-        return f"highest-loss {where}: " + ", ".join(str(item["row"]) for item in top)
-    return "highest-loss training rows: " + ", ".join(str(item["index"]) for item in top)
 
 
 def leakage(facts: Facts, found: set[str]) -> dict[str, Any] | None:
