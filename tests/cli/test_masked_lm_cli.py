@@ -44,6 +44,7 @@ def record(run: Path) -> dict:
 def test_pretraining_reports_masked_token_metrics(runs: Path) -> None:
     pretrained = record(runs / "mlm")
     assert pretrained["status"] == "completed" and pretrained["steps"] == 4
+    assert pretrained["task"] == "masked_lm" and not pretrained["classifier"]
     assert set(pretrained["test"]) == {"loss", "perplexity", "accuracy"}
     assert pretrained["lineage"]["base"]["name"] == "transformer_encoder"  # a plain encoder
     weights = load_file(str(runs / "mlm" / "model.safetensors"))

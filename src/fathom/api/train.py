@@ -97,9 +97,10 @@ def start_run_record(
     parameters = sum(p.numel() for p in network.parameters())
     model = {"name": config.model.name, "parameters": parameters, "registered": lineage is not None}
     classifier = make_task(config, bundle.info).is_classifier
+    task = bundle.info.task if config.task.name == "auto" else config.task.name  # e.g. simclr
     update_run_json(
         run_dir, name=run_dir.name, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
-        versions=versions(), git=git_revision(), seed=config.train.seed, task=bundle.info.task,
+        versions=versions(), git=git_revision(), seed=config.train.seed, task=task,
         classifier=classifier, data=bundle.info.to_dict(), model=model, lineage=lineage,
     )  # fmt: skip
 
