@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from fathom.engine.checkpoint_callback import Checkpointer
 from fathom.engine.checkpoint_files import (
     capture_rng,
+    checkpoint_from_bytes,
     load_checkpoint,
     non_finite,
     payload_digest,
@@ -57,6 +58,22 @@ def test_truncated_altered_and_foreign_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "pickle.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_bytes_read_earlier_load_as_the_file_and_are_verified_the_same_way(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": torch.arange(10.0), "n": torch.tensor(3)}, {"step": 4})
+    payload = path.read_bytes()
+    tensors, state = checkpoint_from_bytes(payload, path)
+    expected, expected_state = load_checkpoint(path)
+    assert state == expected_state == {"step": 4}
+    assert all(torch.equal(tensors[key], value) for key, value in expected.items())
+    altered = bytearray(payload)
+    altered[-5] ^= 0xFF
+    for data, message in [(payload[: len(payload) // 2], "truncated"), (bytes(altered), "altered"),
+                          (b"\x80\x04K\x01.", "not safetensors")]:  # fmt: skip
+        with pytest.raises(CheckpointError, match=message):
+            checkpoint_from_bytes(data, path)
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 
 from fathom.errors import CheckpointError
@@ -93,6 +94,28 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(
             f"{path}: unreadable checkpoint, truncated or not safetensors ({error})"
         ) from None
+    return _verified(path, tensors, metadata)
+
+
+def checkpoint_from_bytes(
+    data: bytes, name: str | Path
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``load_checkpoint`` of a file's bytes read earlier (``name``: the file, for errors)."""
+    try:
+        tensors = load_safetensors(data)
+        length = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{name}: unreadable checkpoint, truncated or not safetensors ({error})"
+        ) from None
+    return _verified(Path(name), tensors, metadata)
+
+
+def _verified(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and JSON state of a checkpoint whose header and checksum hold."""
     header = _header(path, metadata)
     if not _checksum_matches(header, tensors, metadata):
         raise CheckpointError(
