@@ -16,12 +16,13 @@ import pytest
 import torch
 
 import fathom
-from fathom.data.bundle import Split
+from fathom.data.bundle import DataBundle, Split
 from fathom.data.loader import TensorLoader
 from fathom.distributed import torchrun_command
 from fathom.engine.checkpoint_files import load_checkpoint
 from fathom.engine.distributed import Execution, ShardedLoader, check_shardable
 from fathom.errors import ConfigError
+from tests_support import trainer_for
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 SOURCE = Path(__file__).resolve().parents[2] / "src"
@@ -83,6 +84,26 @@ def test_one_process_is_the_plain_loop() -> None:
     assert execution.shard(base) is base and execution.is_main
     values = {"loss": torch.tensor(2.0)}
     assert execution.mean(values) is values
+
+
+class RankZeroSaid(Execution):
+    """One process standing in for a rank whose rank 0 broadcasts ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def broadcast(self, value: object) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize(("rank_0_seconds", "budget", "epochs"), [(1e9, 100.0, 0), (0.0, 1e-9, 2)])
+def test_the_time_budget_is_spent_by_rank_0s_clock_on_every_rank(
+    blobs: DataBundle, rank_0_seconds: float, budget: float, epochs: int
+) -> None:
+    trainer = trainer_for(blobs, epochs=2, max_seconds=budget)
+    trainer.execution = RankZeroSaid(rank_0_seconds)  # this rank's own clock says the opposite
+    assert trainer.fit().step == epochs * len(trainer.train_loader)
 
 
 def test_torchrun_command_single_and_multi_node() -> None:
