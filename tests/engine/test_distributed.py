@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,56 @@ def test_two_process_ddp_matches_one_process_and_only_rank_0_writes(tmp_path: Pa
         torch.testing.assert_close(ranks[0][name], value, rtol=1e-4, atol=1e-5)
     metrics = (next((tmp_path / "runs").iterdir()) / "metrics.jsonl").read_text().splitlines()
     assert metrics, "rank 0 logs the reduced metrics"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_as_one_process_would(tmp_path: Path) -> None:
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import OVERRIDES
+
+    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fathom",
+                "train",
+                "digits",
+                "--nproc",
+                "1",
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--rdzv-endpoint",
+                endpoint,
+                *OVERRIDES,
+                f"run.dir={tmp_path / 'runs'}",
+            ],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    for node in nodes:
+        assert node.wait() == 0, node.stderr.read()[-3000:]  # type: ignore[union-attr]
+    (run_dir,) = (tmp_path / "runs").iterdir()  # one run folder, written by node 0's rank 0
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    single = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={tmp_path / 'one'}"])
+    weights = fathom.load(run_dir).model.state_dict()
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
