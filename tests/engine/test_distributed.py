@@ -287,9 +287,11 @@ def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(
         [*launcher, "-m", "fathom", "train", "digits", *KILL_RUN, f"run.dir={tmp_path / 'runs'}"],
         cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    while process.poll() is None and checkpoint_step(tmp_path / "runs") < kill_after_step:
-        time.sleep(0.02)
-    kill_9_everything(process)
+    try:
+        while process.poll() is None and checkpoint_step(tmp_path / "runs") < kill_after_step:
+            time.sleep(0.02)
+    finally:  # also when the wait fails: no worker may outlive the test
+        kill_9_everything(process)
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed mid-run
     resumed = torchrun(["-m", "fathom", "resume", str(run_dir)], tmp_path)
