@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import fathom
 from fathom.engine.checkpoint_callback import Checkpointer
 from fathom.engine.checkpoint_files import (
     capture_rng,
+    checkpoint_from_bytes,
     load_checkpoint,
     non_finite,
     payload_digest,
@@ -57,6 +59,48 @@ def test_truncated_altered_and_foreign_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "pickle.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_bytes_read_earlier_load_as_the_file_and_are_verified_the_same_way(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": torch.arange(10.0), "n": torch.tensor(3)}, {"step": 4})
+    payload = path.read_bytes()
+    tensors, state = checkpoint_from_bytes(payload, path)
+    expected, expected_state = load_checkpoint(path)
+    assert state == expected_state == {"step": 4}
+    assert all(torch.equal(tensors[key], value) for key, value in expected.items())
+    altered = bytearray(payload)
+    altered[-5] ^= 0xFF
+    for data, message in [(payload[: len(payload) // 2], "truncated"), (bytes(altered), "altered"),
+                          (b"\x80\x04K\x01.", "not safetensors")]:  # fmt: skip
+        with pytest.raises(CheckpointError, match=message):
+            checkpoint_from_bytes(data, path)
+
+
+WRITE_VERSIONS = """
+import sys, torch
+from fathom.engine.checkpoint_files import save_checkpoint
+for step in range(1, 10**6):  # replace the file again and again, as training does
+    save_checkpoint(sys.argv[1], {"w": torch.full((50_000,), float(step))}, {"step": step})
+"""
+
+
+def test_a_checkpoint_read_while_training_replaces_it_is_never_torn(tmp_path):
+    """safe_open read the header from one version of the file and the tensors from the next."""
+    path = tmp_path / "last.safetensors"
+    environment = {"PYTHONPATH": str(Path(fathom.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_VERSIONS, str(path)], env=environment)
+    try:
+        reads = 0
+        while reads < 1500 and writer.poll() is None:
+            if path.exists():
+                tensors, state = load_checkpoint(path)  # a torn read fails its checksum
+                assert float(tensors["w"][0]) == state["step"]
+                reads += 1
+        assert reads == 1500
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -3,20 +3,27 @@ the torchrun launcher and its one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import fathom
-from fathom.data.bundle import Split
+from fathom.data.bundle import DataBundle, Split
 from fathom.data.loader import TensorLoader
 from fathom.distributed import torchrun_command
+from fathom.engine.checkpoint_files import load_checkpoint
 from fathom.engine.distributed import Execution, ShardedLoader, check_shardable
 from fathom.errors import ConfigError
+from tests_support import trainer_for
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 SOURCE = Path(__file__).resolve().parents[2] / "src"
@@ -80,6 +87,26 @@ def test_one_process_is_the_plain_loop() -> None:
     assert execution.mean(values) is values
 
 
+class RankZeroSaid(Execution):
+    """One process standing in for a rank whose rank 0 broadcasts ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def broadcast(self, value: object) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize(("rank_0_seconds", "budget", "epochs"), [(1e9, 100.0, 0), (0.0, 1e-9, 2)])
+def test_the_time_budget_is_spent_by_rank_0s_clock_on_every_rank(
+    blobs: DataBundle, rank_0_seconds: float, budget: float, epochs: int
+) -> None:
+    trainer = trainer_for(blobs, epochs=2, max_seconds=budget)
+    trainer.execution = RankZeroSaid(rank_0_seconds)  # this rank's own clock says the opposite
+    assert trainer.fit().step == epochs * len(trainer.train_loader)
+
+
 def test_torchrun_command_single_and_multi_node() -> None:
     local = torchrun_command(["train"], 2)
     assert local[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
@@ -117,6 +144,56 @@ def test_two_process_ddp_matches_one_process_and_only_rank_0_writes(tmp_path: Pa
     assert metrics, "rank 0 logs the reduced metrics"
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_as_one_process_would(tmp_path: Path) -> None:
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import OVERRIDES
+
+    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fathom",
+                "train",
+                "digits",
+                "--nproc",
+                "1",
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--rdzv-endpoint",
+                endpoint,
+                *OVERRIDES,
+                f"run.dir={tmp_path / 'runs'}",
+            ],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    for node in nodes:
+        assert node.wait() == 0, node.stderr.read()[-3000:]  # type: ignore[union-attr]
+    (run_dir,) = (tmp_path / "runs").iterdir()  # one run folder, written by node 0's rank 0
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    single = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={tmp_path / 'one'}"])
+    weights = fathom.load(run_dir).model.state_dict()
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_nproc_with_too_small_a_batch_is_one_line_and_exit_2(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "fathom", "train", "digits", "--nproc", "2", "--model", "mlp"]
@@ -145,42 +222,85 @@ def test_two_process_fsdp_on_gpus_matches_across_ranks(tmp_path: Path) -> None:
         torch.testing.assert_close(value.cpu(), ranks[1][name].cpu())
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, their children, and so on (read from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    family = parents.get(pid, [])
+    for child in family:
+        family += parents.get(child, [])
+    return family
+
+
+def kill_9_everything(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL torchrun and all its workers at once, as a crash would. torchrun starts each
+    worker in a session of its own, so killing torchrun's process group alone leaves them
+    training, and writing the checkpoints that the resumed run then reads."""
+    for pid in [process.pid, *descendants(process.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+
+def checkpoint_step(runs: Path) -> int:
+    """The step of the run's last checkpoint (0 before the first one)."""
+    files = list(runs.glob("*/checkpoints/last.safetensors"))
+    return load_checkpoint(files[0])[1]["train_state"]["step"] if files else 0
+
+
+KILL_RUN = [
+    "model.name=mlp", "train.epochs=8", "train.checkpoint_every_steps=5", "train.diagnostics=false",
+    "data.batch_size=64", "optim.name=sgd", "optim.lr=0.1", "train.device=cpu", "run.progress=none",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory: pytest.TempPathFactory) -> fathom.Run:
+    """The uninterrupted one-process run that a killed and resumed DDP run must end as, on one
+    thread as each worker (two threads on a loaded two-core machine are ten times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fathom.fit(
+            data="digits", overrides=[*KILL_RUN, f"run.dir={tmp_path_factory.mktemp('one')}"]
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known bug (issue 17): resuming a killed two-process run can desynchronise the ranks' "
-    "collectives (gloo: 'Received data size doesn't match expected size'; one rank logs while "
-    "the other is in backward); it depends on where the kill lands",
-    strict=False,
+@pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="finds torchrun's workers in /proc"
 )
-def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(tmp_path: Path) -> None:
-    import os
-    import signal
-    import time
-
-    sys.path.insert(0, str(WORKER.parent))
-    from ddp_worker import OVERRIDES
-
-    overrides = [item for item in OVERRIDES if not item.startswith("train.max_steps")]
-    overrides += ["train.epochs=30", "train.checkpoint_every_steps=5"]
+@pytest.mark.parametrize("kill_after_step", [5, 60])  # in the first epoch; after 2 evaluations
+def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(
+    tmp_path: Path, one_process_run: fathom.Run, kill_after_step: int
+) -> None:
     environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     process = subprocess.Popen(
-        [*launcher, "-m", "fathom", "train", "digits", *overrides, f"run.dir={tmp_path / 'runs'}"],
-        cwd=tmp_path, env=environment, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*launcher, "-m", "fathom", "train", "digits", *KILL_RUN, f"run.dir={tmp_path / 'runs'}"],
+        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    while process.poll() is None and not list(tmp_path.glob("runs/*/checkpoints/last.safetensors")):
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        while process.poll() is None and checkpoint_step(tmp_path / "runs") < kill_after_step:
+            time.sleep(0.02)
+    finally:  # also when the wait fails: no worker may outlive the test
+        kill_9_everything(process)
     (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed mid-run
     resumed = torchrun(["-m", "fathom", "resume", str(run_dir)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "completed" and record["epochs_completed"] == 30
-    single = fathom.fit(data="digits", overrides=[*overrides, f"run.dir={tmp_path / 'one'}"])
-    single_record = json.loads((single.path / "run.json").read_text())
+    single_record = json.loads((one_process_run.path / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_completed"] == 8
+    assert record["resumed_from_step"] >= kill_after_step
     assert record["steps"] == single_record["steps"]
     weights = fathom.load(run_dir).model.state_dict()
-    for name, value in single.model.state_dict().items():
+    for name, value in one_process_run.model.state_dict().items():
         torch.testing.assert_close(weights[name], value, rtol=1e-3, atol=1e-4)

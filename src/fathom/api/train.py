@@ -21,7 +21,8 @@ from fathom.assemble import (
 )
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
-from fathom.engine import Callback, Trainer, load_checkpoint
+from fathom.engine import Callback, Trainer
+from fathom.engine.checkpoint_files import checkpoint_from_bytes
 from fathom.engine.distributed import current_execution
 from fathom.errors import ConfigError, FathomError
 from fathom.runs import Run, lineage_of, replay
@@ -126,13 +127,17 @@ def resume(
         config.run.progress = progress
     record = read_run_json(run_dir)
     checkpoint = run_dir / "checkpoints" / "last.safetensors"
-    main = current_execution(config.train.strategy, config.train.device).is_main
+    execution = current_execution(config.train.strategy, config.train.device)
+    main = execution.is_main
+    # Every rank resumes from the bytes rank 0 read, never from its own read of the file: that
+    # could find another version (a process of the killed run still writing it) or none at all.
+    payload = execution.broadcast(checkpoint.read_bytes() if main and checkpoint.exists() else None)
     seed_everything(config.train.seed)
     bundle = data if data is not None else load_data(config)
     if model is None:
-        model = rebuild_for_resume(run_dir, record, config, bundle, not checkpoint.exists())
+        model = rebuild_for_resume(run_dir, record, config, bundle, payload is None)
     callbacks = [*transfer_callbacks(config, model), *callbacks]
-    if not checkpoint.exists():
+    if payload is None:
         for leftover in ("metrics.jsonl", "diagnostics.jsonl") if main else ():
             (run_dir / leftover).unlink(missing_ok=True)
         seed_everything(config.train.seed)
@@ -140,7 +145,7 @@ def resume(
         if main:
             update_run_json(run_dir, status="running", resumed_from_step=0)
         return train_and_finish(trainer, config, bundle, run_dir)
-    tensors, saved = load_checkpoint(checkpoint)
+    tensors, saved = checkpoint_from_bytes(payload, checkpoint)
     trainer = build_trainer(config, model, bundle, run_dir, callbacks)
     trainer.restore(tensors, saved)
     if main:

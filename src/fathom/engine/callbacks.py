@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from fathom.config import EarlyStoppingConfig
+from fathom.errors import ConfigError, closest
+
 if TYPE_CHECKING:
+    from fathom.engine.task import TrainingTask
     from fathom.engine.trainer import Trainer
 
 EVENTS = (
@@ -97,3 +103,24 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait = state["best"], state["wait"]
+
+
+def check_early_stopping(
+    stop: EarlyStoppingConfig | None, task: TrainingTask, validation: bool
+) -> None:
+    """Refuse, before training, early stopping that could never stop: no validation split, or a
+    metric the task does not report (tasks whose metrics are known only once seen pass)."""
+    if stop is None:
+        return
+    if not validation:
+        raise ConfigError(
+            "train.early_stopping needs a validation split (set data.val_fraction above 0)"
+        )
+    reported = sorted(task.new_metrics(torch.device("cpu")).compute())
+    name = stop.metric.removeprefix("val_")
+    if reported and name not in reported:
+        choices = [f"val_{metric}" for metric in reported]
+        hint = closest(stop.metric, choices) or f" (choose from {', '.join(choices)})"
+        raise ConfigError(
+            f"train.early_stopping.metric: task {task.name} reports no '{stop.metric}'{hint}"
+        )

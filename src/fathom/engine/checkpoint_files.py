@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 
 from fathom.errors import CheckpointError
@@ -81,18 +82,39 @@ def non_finite(tensors: Mapping[str, torch.Tensor], infinity_allowed: bool = Fal
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a checkpoint; any problem is one ``CheckpointError`` line naming the file."""
+    """Read and verify a checkpoint; any problem is one ``CheckpointError`` line naming the file.
+
+    The file is read once, whole: safetensors' ``safe_open`` opens it again by name for the
+    tensors, so a checkpoint replaced meanwhile (training writes them) gave a torn read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as file:
-            metadata = file.metadata() or {}
-            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({error})") from None
+    return checkpoint_from_bytes(data, path)
+
+
+def checkpoint_from_bytes(
+    data: bytes, name: str | Path
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``load_checkpoint`` of a file's bytes read earlier (``name``: the file, for errors)."""
+    try:
+        tensors = load_safetensors(data)
+        length = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(
-            f"{path}: unreadable checkpoint, truncated or not safetensors ({error})"
+            f"{name}: unreadable checkpoint, truncated or not safetensors ({error})"
         ) from None
+    return _verified(Path(name), tensors, metadata)
+
+
+def _verified(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and JSON state of a checkpoint whose header and checksum hold."""
     header = _header(path, metadata)
     if not _checksum_matches(header, tensors, metadata):
         raise CheckpointError(

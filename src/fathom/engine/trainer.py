@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from fathom.config import EarlyStoppingConfig, OptimConfig, ScheduleConfig, TrainConfig
+from fathom.config import OptimConfig, ScheduleConfig, TrainConfig
 from fathom.engine import checkpoint_files as ckpt
-from fathom.engine.callbacks import EVENTS, Callback, StopTraining
+from fathom.engine.callbacks import EVENTS, Callback, StopTraining, check_early_stopping
 from fathom.engine.distributed import Execution
 from fathom.engine.ema import ModelEMA
 from fathom.engine.features import GradientClipper, Precision, WeightPenalty, reuse_freed_cpu_memory
 from fathom.engine.log import MetricsLog
 from fathom.engine.optim import Schedule, build_optimizer
 from fathom.engine.state import TrainState
-from fathom.errors import ConfigError, FathomError, TrainingDiverged, closest
+from fathom.errors import ConfigError, FathomError, TrainingDiverged
 
 if TYPE_CHECKING:
     from fathom.engine.task import TrainingTask
@@ -189,12 +189,17 @@ class Trainer:
             raise StopTraining(self.state.stop_reason or "stopped")
         if self.config.max_steps and self.state.step >= self.config.max_steps:
             raise StopTraining(f"reached train.max_steps={self.config.max_steps}", limit=True)
-        if self.config.max_seconds and self._training_seconds() >= self.config.max_seconds:
+        if self.config.max_seconds and self._seconds_by_rank_0() >= self.config.max_seconds:
             raise StopTraining(f"reached train.max_seconds={self.config.max_seconds:g}", limit=True)
 
     def _training_seconds(self) -> float:
         """Seconds of training so far in this run, resumed parts included."""
         return self.state.elapsed_seconds + time.perf_counter() - self._fit_started
+
+    def _seconds_by_rank_0(self) -> float:
+        """``_training_seconds`` as rank 0 measured them, on every rank: decisions taken on them
+        (stop, end the schedule) then fall on the same step everywhere, as collectives need."""
+        return self.execution.broadcast(self._training_seconds())
 
     def fire(self, event: str) -> None:
         for callback in self.callbacks:
@@ -209,8 +214,9 @@ class Trainer:
         """With ``train.max_seconds``, decaying schedules end when the time budget runs out."""
         updates = self.state.optimizer_steps - self._updates_at_start
         if updates >= 20:
-            pace = (time.perf_counter() - self._fit_started) / updates
-            left = self.config.max_seconds - self._training_seconds()
+            spent = self._seconds_by_rank_0()
+            pace = (spent - self.state.elapsed_seconds) / updates
+            left = self.config.max_seconds - spent
             self.schedule.end_within(self.state.optimizer_steps, pace, left)
 
     def _accumulate_logs(
@@ -352,27 +358,6 @@ class Trainer:
         ckpt.restore_rng(ckpt.unprefixed("rng", tensors), saved["rng"])
         self._logged_samples = self.state.samples_seen
         self._running, self._running_count = {}, 0
-
-
-def check_early_stopping(
-    stop: EarlyStoppingConfig | None, task: TrainingTask, validation: bool
-) -> None:
-    """Refuse, before training, early stopping that could never stop: no validation split, or a
-    metric the task does not report (tasks whose metrics are known only once seen pass)."""
-    if stop is None:
-        return
-    if not validation:
-        raise ConfigError(
-            "train.early_stopping needs a validation split (set data.val_fraction above 0)"
-        )
-    reported = sorted(task.new_metrics(torch.device("cpu")).compute())
-    name = stop.metric.removeprefix("val_")
-    if reported and name not in reported:
-        choices = [f"val_{metric}" for metric in reported]
-        hint = closest(stop.metric, choices) or f" (choose from {', '.join(choices)})"
-        raise ConfigError(
-            f"train.early_stopping.metric: task {task.name} reports no '{stop.metric}'{hint}"
-        )
 
 
 @torch.no_grad()
