@@ -132,3 +132,17 @@ def test_bad_options_and_non_image_data_are_one_line_errors() -> None:
     task = create_for_data("simclr", GREY)
     with pytest.raises(ConfigError, match="has no .features"):
         task.optimizer_groups(torch.nn.Linear(64, 3))
+
+
+@pytest.mark.parametrize("recipe", ["mnist-simclr", "mnist-byol", "cifar10-simclr", "cifar10-byol"])
+def test_self_supervised_recipes_build_a_backbone_and_the_task_heads(recipe: str) -> None:
+    from fathom.assemble import build_model, make_task, resolve_config
+
+    config = resolve_config({"recipe": recipe})
+    shape = (1, 28, 28) if config.data.name == "mnist" else (3, 32, 32)
+    info = DataInfo(config.data.name, "classification", shape, num_classes=10)
+    model, task = build_model(config, info), make_task(config, info)
+    assert task.name == recipe.split("-")[1] and task.monitor == "knn_accuracy"
+    trained = {id(p) for p in task.optimizer_groups(model)["main"]}
+    assert {id(p) for p in model.features.parameters()} <= trained
+    assert not trained & {id(p) for p in model.head.parameters()}  # the classifier head waits

@@ -31,11 +31,17 @@ def test_pretrain_then_finetune_features_from_the_cli_and_load_in_a_fresh_proces
     assert record["best"]["metric"] == "knn_accuracy" and 0.5 < record["test"]["knn_accuracy"] <= 1
     validation = [line for line in fathom.load("runs/ssl").metrics if line["kind"] == "val"]
     assert len(validation) == 2 and all("knn_accuracy" in line for line in validation)
+    knn = fathom.knn_evaluate("runs/ssl", bank=300)  # the monitor's protocol, for any run
+    assert knn["knn_accuracy"] == record["test"]["knn_accuracy"] and knn["bank"] == 300
+    assert main(["probe", "runs/ssl", "--k", "0"]) == 2
+    assert "k and bank must be >= 1" in capsys.readouterr().err
     arguments = ["runs/ssl", "digits", "transfer.mode=features", "transfer.cache_features=true"]
     assert main(["finetune", *arguments, "train.epochs=3", "--name", "probe", "--quiet"]) == 0
     assert "loaded 8 of 8 tensors" in capsys.readouterr().out  # conv, batch norm, head
     run = fathom.load(tmp_path / "runs" / "probe")
     assert run.summary["test"]["accuracy"] > 0.3  # 3 epochs of a linear head on 450 digits
+    assert main(["probe", "runs/probe", "--k", "20"]) == 0  # a classifier's features too
+    assert "test knn_accuracy: " in capsys.readouterr().out
     inputs = run.data.test.inputs[:8] if run.data else fathom.data.load("digits").test.inputs[:8]
     expected = run.predict(inputs)
     torch.save(inputs, tmp_path / "inputs.pt")

@@ -4,9 +4,10 @@ Two views of each image come from the same recipe with independent randomness: a
 resized crop (area and aspect ratio drawn per image, one ``affine_grid`` for the batch), then
 for colour images a horizontal flip, colour jitter (probability 0.8) and greyscale
 (probability 0.2), as in SimCLR; for greyscale images (MNIST) a small rotation and
-brightness/contrast jitter instead of flips and colour. Flip, jitter and rotation reuse
-``fathom.data.augment``; the resized crop and greyscale are written here because no CPU build
-of torchvision exists here and ``fathom.data.augment`` has neither.
+brightness/contrast jitter instead of flips and colour. Flip and jitter reuse
+``fathom.data.augment``; the resized crop (with the rotation in the same resampling, one
+``grid_sample`` per view) and greyscale are written here: no CPU build of torchvision exists
+here and ``fathom.data.augment`` has neither.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from fathom.data.augment import ColorJitter, HorizontalFlip, RandomAffine
+from fathom.data.augment import ColorJitter, HorizontalFlip
 from fathom.errors import ConfigError
 
 Tensor = torch.Tensor
@@ -28,10 +29,14 @@ def _uniform(count: int, low: float, high: float, generator: torch.Generator | N
 
 
 def resized_crop(
-    inputs: Tensor, min_area: float, generator: torch.Generator | None = None
+    inputs: Tensor,
+    min_area: float,
+    generator: torch.Generator | None = None,
+    degrees: float = 0.0,
 ) -> Tensor:
     """A crop of ``min_area``..1 of each image's area, aspect ratio 3/4..4/3, resized back to
-    the input size (bilinear): torchvision's RandomResizedCrop, batched."""
+    the input size (bilinear): torchvision's RandomResizedCrop, batched. ``degrees`` also
+    rotates each crop by up to that angle, in the same resampling."""
     count, device = len(inputs), inputs.device
     area = _uniform(count, min_area, 1.0, generator, device)
     log_ratio = _uniform(count, math.log(3 / 4), math.log(4 / 3), generator, device)
@@ -40,9 +45,14 @@ def resized_crop(
     height = (area / ratio).sqrt().clamp(max=1.0)
     centre_x = _uniform(count, -1.0, 1.0, generator, device) * (1 - width)
     centre_y = _uniform(count, -1.0, 1.0, generator, device) * (1 - height)
-    zeros = torch.zeros_like(width)
+    angle = torch.deg2rad(_uniform(count, -degrees, degrees, generator, device))
+    cos, sin = angle.cos(), angle.sin()
     theta = torch.stack(
-        [torch.stack([width, zeros, centre_x], 1), torch.stack([zeros, height, centre_y], 1)], 1
+        [
+            torch.stack([cos * width, -sin * height, centre_x], 1),
+            torch.stack([sin * width, cos * height, centre_y], 1),
+        ],
+        1,
     ).to(inputs.dtype)
     grid = F.affine_grid(theta, list(inputs.shape), align_corners=False)
     return F.grid_sample(inputs, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -80,7 +90,6 @@ class ViewMaker:
         self.flip = HorizontalFlip(0.5)
         self.colour = ColorJitter(0.8 * strength, 0.8 * strength, 0.8 * strength)
         self.grey_jitter = ColorJitter(0.4 * strength, 0.4 * strength, 0.0)
-        self.rotate = RandomAffine(degrees=10.0, translate=0.0, scale=(1.0, 1.0))
 
     def view(self, inputs: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One augmented view of every image in ``inputs``."""
@@ -91,12 +100,11 @@ class ViewMaker:
         colour = inputs.shape[1] == 3
         min_area = self.min_crop if self.min_crop is not None else (0.2 if colour else 0.4)
         targets = torch.empty(0, device=inputs.device)
-        view = resized_crop(inputs, min_area, generator)
+        view = resized_crop(inputs, min_area, generator, degrees=0.0 if colour else 10.0)
         if colour:
             view = self.flip(view, targets, generator)[0]
             view = with_probability(view, self.colour(view, targets, generator)[0], 0.8, generator)
             return random_greyscale(view, 0.2, generator)
-        view = self.rotate(view, targets, generator)[0]
         return with_probability(view, self.grey_jitter(view, targets, generator)[0], 0.8, generator)
 
     def views(
