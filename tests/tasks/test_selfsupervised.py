@@ -146,3 +146,12 @@ def test_self_supervised_recipes_build_a_backbone_and_the_task_heads(recipe: str
     trained = {id(p) for p in task.optimizer_groups(model)["main"]}
     assert {id(p) for p in model.features.parameters()} <= trained
     assert not trained & {id(p) for p in model.head.parameters()}  # the classifier head waits
+
+
+def test_a_task_name_picks_the_dataset_task_recipe() -> None:
+    from fathom.assemble import resolve_config
+
+    assert resolve_config(dataset="mnist", overrides=["task.name=simclr"]).recipe == "mnist-simclr"
+    assert resolve_config(dataset="cifar10", overrides=["task.name=byol"]).recipe == "cifar10-byol"
+    assert resolve_config(dataset="mnist").recipe == "mnist"
+    assert resolve_config(dataset="digits", overrides=["task.name=simclr"]).recipe == "digits"
