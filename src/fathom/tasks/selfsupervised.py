@@ -130,6 +130,9 @@ class SelfSupervisedTask(Task):
     # ------------------------------------------------------------ training
     def check_batch(self, model: nn.Module, batch: Batch) -> None:
         check_contract(self.name, model)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed and torch.distributed.get_world_size() > 1:  # heads outside DDP
+            raise ConfigError(f"task {self.name} trains in one process; drop --nproc")
 
     def check_data(self, bundle: DataBundle) -> None:
         check_image_data(self.name, bundle.info)
