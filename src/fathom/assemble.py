@@ -77,7 +77,7 @@ def resolve_config(
     layers = [dataset_layer, user, shortcut_layer, override_layer]
     probe = build_config(*layers)
     recipe_name = probe.recipe or (
-        recipes.recipe_for_dataset(probe.data.name) if use_recipe else None
+        recipes.recipe_for_dataset(probe.data.name, probe.task.name) if use_recipe else None
     )
     recipe_layer = recipes.get(recipe_name) if recipe_name else {}
     return build_config(recipe_layer, *layers)

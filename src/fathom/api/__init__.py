@@ -7,6 +7,7 @@ from fathom.api.export import export_model
 from fathom.api.federate import federate
 from fathom.api.inspection import doctor, explain, lr_find
 from fathom.api.launch import launch
+from fathom.api.probe import knn_evaluate
 from fathom.api.serve import serve
 from fathom.api.train import fit, resume
 from fathom.api.transfer import finetune
@@ -16,5 +17,6 @@ from fathom.runs import load
 
 __all__ = [
     "attack", "calibrate", "card", "compress", "doctor", "explain", "export_model", "federate",
-    "finetune", "fit", "launch", "load", "lr_find", "nas", "resume", "serve", "tune",
+    "finetune", "fit", "knn_evaluate", "launch", "load", "lr_find", "nas", "resume", "serve",
+    "tune",
 ]  # fmt: skip

@@ -12,6 +12,7 @@ for _name, _module, _description in (
     ("predict", "predict", "predictions of a run for input files or texts"),
     ("resume", "resume", "continue an interrupted run exactly"),
     ("finetune", "finetune", "fine-tune a run or a pretrained model on new data"),
+    ("probe", "probe", "kNN accuracy of a run's backbone features (self-supervised protocol)"),
     ("generate", "generate", "samples of a generative run"),
     ("report", "report", "re-draw a run's plots and HTML report"),
     ("doctor", "doctor", "what is wrong with a run, and the fix"),

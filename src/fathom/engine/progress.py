@@ -45,7 +45,7 @@ class ProgressLog(Callback):
                 speed = f"{record.get('samples_per_second', 0):.0f} samples/s"
                 line = f"{epoch} step {record['step']}  {_format(record, ('loss', 'accuracy', 'mae'))}  lr {record['lr']:.2e}  {speed}  eta {eta:.0f}s"
             else:
-                line = f"{epoch} validation  {_format(record, ('loss', 'accuracy', 'top5_accuracy', 'mae', 'rmse', 'r2'))}"
+                line = f"{epoch} validation  {_format(record, ('loss', 'accuracy', 'top5_accuracy', 'knn_accuracy', 'mae', 'rmse', 'r2'))}"
             print(line, file=self.stream, flush=True)
         self.shown = len(trainer.log.records)
 
@@ -120,7 +120,7 @@ class ProgressBar(Callback):
         values = trainer.last_evaluation
         if values:
             self.progress.console.print(
-                f"epoch {trainer.state.epoch}/{trainer.epochs} validation  {_format(values, ('loss', 'accuracy', 'top5_accuracy', 'mae', 'rmse', 'r2'))}"
+                f"epoch {trainer.state.epoch}/{trainer.epochs} validation  {_format(values, ('loss', 'accuracy', 'top5_accuracy', 'knn_accuracy', 'mae', 'rmse', 'r2'))}"
             )
         self.shown = len(trainer.log.records)
 

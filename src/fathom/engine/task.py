@@ -48,5 +48,13 @@ class TrainingTask:
     def new_metrics(self, device: torch.device) -> Metrics:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors the task trains or keeps outside the model (a projection head, BYOL's target
+        network): checkpoints save them, so resume is exact. Most tasks keep none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Take back what ``state_dict`` returned."""
+
     def evaluation_step(self, model: nn.Module, batch: Batch, metrics: Any) -> None:
         raise NotImplementedError

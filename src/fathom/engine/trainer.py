@@ -175,16 +175,14 @@ class Trainer:
         return evaluate(network, self.task, loader, self.device, self.precision)
 
     def validation_inputs(self, count: int) -> torch.Tensor | None:
-        """The first ``count`` validation inputs (training inputs when there is no validation
-        split), read without moving any loader; None where they are not held in memory."""
+        """The first ``count`` validation (else training) inputs in memory, loaders unmoved."""
         loader = self.val_loader if self.val_loader is not None else self.train_loader
         inputs = getattr(loader, "inputs", None)
         return None if inputs is None else inputs[:count]
 
     def _stop_if_done(self) -> None:
-        """Raise ``StopTraining`` once ``max_steps`` or ``max_seconds`` is spent, or at once when
-        the state restored from a checkpoint had been stopped for good by a callback (early
-        stopping). A cap is checked afresh, so a resumed run whose cap was raised trains on."""
+        """Raise ``StopTraining`` once ``max_steps`` or ``max_seconds`` is spent, or at once when a
+        restored state was stopped for good by a callback; a raised cap trains on after resume."""
         if self.state.stopped_by_callback:
             raise StopTraining(self.state.stop_reason or "stopped")
         if self.config.max_steps and self.state.step >= self.config.max_steps:
@@ -302,6 +300,7 @@ class Trainer:
             tensors.update(ckpt.prefixed(f"optimizer/{name}", optimizer_tensors))
         if self.ema is not None:
             tensors.update(ckpt.prefixed("ema", self.ema.state_dict()))
+        tensors.update(ckpt.prefixed("task", self.task.state_dict()))  # e.g. BYOL's target
         rng_tensors, saved["rng"] = ckpt.capture_rng()
         tensors.update(ckpt.prefixed("rng", rng_tensors))
         saved["loader"] = (
@@ -348,6 +347,7 @@ class Trainer:
             optimizer.load_state_dict(state)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.unprefixed("ema", tensors))
+        self.task.load_state_dict(ckpt.unprefixed("task", tensors))
         if saved.get("loader") is not None:
             self.train_loader.load_state_dict(saved["loader"])
         if saved.get("scaler") is not None:

@@ -32,7 +32,11 @@ def get(name: str) -> dict[str, Any]:
     return {**layer, "recipe": name}
 
 
-def recipe_for_dataset(dataset: str) -> str | None:
+def recipe_for_dataset(dataset: str, task: str = "auto") -> str | None:
+    """The recipe ``fathom train DATASET`` uses: DATASET-TASK when ``task.name`` is set and such
+    a recipe exists (``mnist task.name=simclr`` → mnist-simclr), else DATASET's own, if any."""
+    if task != "auto" and f"{dataset}-{task}" in RECIPES:
+        return f"{dataset}-{task}"
     return dataset if dataset in RECIPES else None
 
 

@@ -36,6 +36,7 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
     chosen = getattr(run.data, split)
     if chosen is None:
         raise FathomError(f"dataset '{run.info.name}' has no {split} split")
+    run.task.attach_data(run.data)  # e.g. the training examples of a kNN monitor
     device = model_device(run.model)
     loader = make_loader(chosen, evaluation_batch_size(run.config), device=device)
     name = run.config.train.precision  # evaluate as the trainer did (fp16 needs a GPU)

@@ -67,6 +67,9 @@ TASKS.register(
     description="knowledge distillation: a student learns a teacher's soft targets and the labels",
 )
 
+TASKS.register("simclr", "fathom.tasks.simclr:SimCLR", description="self-supervised images: SimCLR, NT-Xent on two augmented views; kNN monitor")  # fmt: skip
+TASKS.register("byol", "fathom.tasks.byol:BYOL", description="self-supervised images: BYOL, online predictor vs EMA target; kNN monitor")  # fmt: skip
+
 
 def create(name: str, **kwargs: Any) -> Task:
     """Build the registered task ``name``."""

@@ -56,6 +56,9 @@ class Task(TrainingTask):
     def check_data(self, bundle: DataBundle) -> None:
         """Called before training with the whole dataset: raise a FathomError if it cannot work."""
 
+    def attach_data(self, bundle: DataBundle) -> None:
+        """Called with the run's data before evaluating a trained run (a kNN memory bank)."""
+
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """Outputs for users: probabilities for classification, values for regression."""
         return model(inputs)

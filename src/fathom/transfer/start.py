@@ -71,4 +71,8 @@ def training_data(
     features = cached_bundle(network, bundle, evaluation_batch_size(config), device)
     head_config = config.model_copy(deep=True)
     head_config.data.augment = {}
+    # The weight EMA would copy the whole model before its backbone is set aside (a recipe's
+    # train.ema_decay, e.g. mnist's, then failed on mismatched tensors); a linear head on fixed
+    # features gains little from it, so a cached-features run trains without it.
+    head_config.train.ema_decay = None
     return head_config, features, head_only_callbacks(network)
