@@ -29,7 +29,7 @@ import fathom  # noqa: E402
 
 def run_strategy(args: argparse.Namespace, strategy: str, folder: Path) -> dict:
     if args.quick:
-        dataset, overrides = "digits", ["data.limit=600", "train.epochs=2"]
+        dataset, overrides = "digits", ["data.limit=240", "train.epochs=1"]
     else:
         dataset = "mnist"
         overrides = [f"data.data_dir={common.DATA_DIR}", "data.download=false",

@@ -88,7 +88,11 @@ def sentiment_methods(quick: bool) -> dict[str, tuple[str, list[str]]]:
 
 def run_sentiment(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    limit = ["data.limit=64"] if args.quick else []
+    # quick: 64 training sentences and small validation/test splits (MiniLM encodes each)
+    limit = (
+        ["data.limit=64", "data.val_fraction=0.02", "data.test_fraction=0.04"] if args.quick else []
+    )
+    report = not args.quick  # quick: no report.html (plots cost about a second a run)
     for per_class in LABELS:
         labels = "all labels" if per_class is None else f"{per_class} per class"
         few = [f"data.labels_per_class={per_class}"] if per_class else []
@@ -103,9 +107,13 @@ def run_sentiment(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             everything = [f"data.data_dir={DATA_DIR}", *limit, *few, *overrides]
             started, wall = time.process_time(), time.perf_counter()
             if source == "recipe":
-                run = fathom.fit(None, "sentiment", overrides=everything, **quiet(folder))
+                run = fathom.fit(
+                    None, "sentiment", overrides=everything, **quiet(folder, report=report)
+                )
             else:
-                run = fathom.finetune(source, "sentiment", overrides=everything, **quiet(folder))
+                run = fathom.finetune(
+                    source, "sentiment", overrides=everything, **quiet(folder, report=report)
+                )
             results.setdefault(name, {})[labels] = {
                 "accuracy": accuracy_of(run),
                 "cpu_seconds": time.process_time() - started,
@@ -140,16 +148,16 @@ def cifar_classes(bundle: DataBundle, classes: range, per_class: int | None) -> 
 def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     full = fathom.data.load("cifar10", data_dir=DATA_DIR, seed=SEED, val_fraction=0.05)
     if args.quick:
-        full = DataBundle(full.info, full.train.subset(torch.arange(2000)),
-                          full.val.subset(torch.arange(200)), full.test.subset(torch.arange(500)))  # fmt: skip
+        full = DataBundle(full.info, full.train.subset(torch.arange(1000)),
+                          full.val.subset(torch.arange(100)), full.test.subset(torch.arange(200)))  # fmt: skip
     source_data = cifar_classes(full, range(0, 5), None)
-    target_data = cifar_classes(full, range(5, 10), 100)
+    target_data = cifar_classes(full, range(5, 10), 20 if args.quick else 100)
     model = ["model.channels=[32,64]", "model.hidden=128", "model.batch_norm=true"]
     epochs = 1 if args.quick else args.vision_epochs
     base = [*model, "data.augment={}", "train.diagnostics=false", "schedule.name=onecycle"]
     started = time.process_time()
     source = fathom.fit("cnn", source_data, epochs=epochs, lr=2e-3, overrides=base, name="source",
-                        **quiet(folder, batch_size=128))  # fmt: skip
+                        **quiet(folder, batch_size=128, report=not args.quick))  # fmt: skip
     results: dict[str, Any] = {
         "source (classes 0-4, all labels)": {
             "accuracy": accuracy_of(source),
@@ -165,7 +173,7 @@ def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             source.path, ["transfer.mode=gradual", "transfer.unfreeze_every=3", "optim.layer_decay=0.5"]),
     }  # fmt: skip
     for name, (start, overrides) in variants.items():
-        options = quiet(folder, batch_size=32, epochs=target_epochs, lr=2e-3)
+        options = quiet(folder, batch_size=32, epochs=target_epochs, lr=2e-3, report=not args.quick)
         started = time.process_time()
         if start is None:
             run = fathom.fit("cnn", target_data, overrides=[*base, *overrides], **options)

@@ -46,7 +46,7 @@ SPACE = {  # around the recipes' SGD/AdamW settings (mnist: sgd 0.1; digits: ada
 def data_overrides(args: argparse.Namespace) -> tuple[str, list[str]]:
     common_keys = [f"train.epochs={args.epochs}", "train.diagnostics=false"]
     if args.quick:
-        return "digits", [*common_keys, "data.limit=600"]
+        return "digits", [*common_keys, "data.limit=240"]
     mnist = [
         f"data.data_dir={common.DATA_DIR}",
         "data.download=false",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import runpy
+import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +17,7 @@ from fathom.engine import Callback, Trainer
 from fathom.tasks.classification import Classification
 
 REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
 
 
 def make_blobs(count: int = 240, classes: int = 3, features: int = 6, seed: int = 0) -> DataBundle:
@@ -67,3 +71,20 @@ class InterruptAt(Callback):
     def batch_end(self, trainer) -> None:
         if trainer.state.step == self.step:
             raise KeyboardInterrupt
+
+
+def run_bench_here(script: str, output: Path, *arguments: str) -> dict:
+    """Run ``bench/<script> --quick --output OUTPUT ...`` as its command line would, but in this
+    process, and return the JSON it wrote. A bench smoke test checks the script, not a fresh
+    interpreter (about two seconds of imports saved a test). Restores what a bench changes
+    process-wide: sys.argv, sys.path and torch's thread count."""
+    argv, path, threads = sys.argv, list(sys.path), torch.get_num_threads()
+    sys.argv = [str(BENCH / script), "--quick", "--output", str(output), *arguments]
+    try:
+        runpy.run_path(str(BENCH / script), run_name="__main__")
+    except SystemExit as exit_:
+        assert exit_.code in (None, 0), f"{script} exited with {exit_.code}"
+    finally:
+        sys.argv, sys.path[:] = argv, path
+        torch.set_num_threads(threads)
+    return json.loads(output.read_text())

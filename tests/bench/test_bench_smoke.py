@@ -1,6 +1,8 @@
 """The benchmarks in bench/ still run: each ``--quick`` run writes its JSON (toy sizes, small data).
 
-The subprocess timeout only stops a hang: it is far above a run's time on a loaded machine."""
+They run in this process (``run_bench_here``), but for the tuning bench, whose workers are
+spawned processes: it runs as a command, and its timeout only stops a hang (far above a run's
+time on a loaded machine)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import run_bench_here
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -19,6 +23,7 @@ HANG_SECONDS = 1800
 
 
 def run_bench(script: str, output: Path, *arguments: str) -> dict:
+    """``bench/<script> --quick`` in a process of its own."""
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick", "--output", str(output), *arguments],
         capture_output=True,
@@ -30,7 +35,7 @@ def run_bench(script: str, output: Path, *arguments: str) -> dict:
 
 
 def test_overhead_quick_writes_its_table(shared_datasets, tmp_path):
-    record = run_bench(
+    record = run_bench_here(
         "overhead.py", tmp_path / "overhead.json", "--variants", "hand", "fathom", "dataloader"
     )
     assert record["machine"]["torch"] and record["machine"]["cores"] >= 1
@@ -41,7 +46,7 @@ def test_overhead_quick_writes_its_table(shared_datasets, tmp_path):
 
 
 def test_mnist_quick_writes_its_curves(shared_datasets, tmp_path):
-    record = run_bench("mnist.py", tmp_path / "mnist.json", "--seeds", "0")
+    record = run_bench_here("mnist.py", tmp_path / "mnist.json", "--seeds", "0")
     assert record["quick"] is True
     assert record["reference"]["reference"] == "small" and record["reference"]["epochs"] == 1
     assert record["notes"] and record["load_average_after"]
@@ -53,7 +58,9 @@ def test_mnist_quick_writes_its_curves(shared_datasets, tmp_path):
 
 
 def test_mnist_quick_runs_the_example_reference_alone(shared_datasets, tmp_path):
-    record = run_bench("mnist.py", tmp_path / "mnist.json", "--recipes", "--reference", "example")
+    record = run_bench_here(
+        "mnist.py", tmp_path / "mnist.json", "--recipes", "--reference", "example"
+    )
     assert set(record["runs"]) == {"hand-written reference"}
     run = record["runs"]["hand-written reference"][0]
     assert run["settings"]["network"] == "ExampleNet" == record["reference"]["network"]
@@ -61,7 +68,7 @@ def test_mnist_quick_runs_the_example_reference_alone(shared_datasets, tmp_path)
 
 
 def test_charlm_quick_compares_nanogpt_and_the_recipe(shared_datasets, tmp_path):
-    record = run_bench("charlm.py", tmp_path / "charlm.json", "--skip-best")
+    record = run_bench_here("charlm.py", tmp_path / "charlm.json", "--skip-best")
     reference, fathom_run = record["nanogpt"], record["fathom_same_time"]
     assert reference["iterations"] == 40 and reference["val_loss"] > 0
     assert fathom_run["steps"] > 0 and fathom_run["val_loss"] > 0
@@ -70,7 +77,7 @@ def test_charlm_quick_compares_nanogpt_and_the_recipe(shared_datasets, tmp_path)
 
 def test_charlm_gpu_configuration_builds_and_steps_on_a_cpu(shared_datasets, tmp_path):
     """The GPU run's configuration, checked for shape and wiring on a CPU: built, not trained."""
-    record = run_bench("charlm.py", tmp_path / "gpu.json", "--gpu-only", "--device", "cpu")
+    record = run_bench_here("charlm.py", tmp_path / "gpu.json", "--gpu-only", "--device", "cpu")
     gpu = record["gpu"]
     assert gpu["device"] == "cpu" and gpu["trained"] is False and "mfu" not in gpu
     assert gpu["precision"] == "bf16" and gpu["gradients_finite"] is True
@@ -92,6 +99,6 @@ def test_tuning_bench_quick_writes_its_record(tmp_path):
 
 
 def test_nas_bench_quick_writes_its_record(tmp_path):
-    record = run_bench("nas.py", tmp_path / "nas.json")
+    record = run_bench_here("nas.py", tmp_path / "nas.json")
     assert [run["strategy"] for run in record["runs"]] == ["evolution", "random"]
     assert all(run["trials"] == 3 for run in record["runs"])

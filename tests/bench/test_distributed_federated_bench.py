@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import run_bench_here
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -16,6 +18,7 @@ HANG_SECONDS = 1800  # only stops a hang; far above a run's time on a loaded mac
 
 
 def run_bench(script: str, output: Path) -> dict:
+    """``bench/<script> --quick`` in a process of its own (the distributed bench starts torchrun)."""
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick", "--output", str(output)],
         capture_output=True, text=True, timeout=HANG_SECONDS, check=False,
@@ -31,6 +34,6 @@ def test_distributed_bench_quick(tmp_path: Path) -> None:
 
 
 def test_federated_bench_quick(tmp_path: Path) -> None:
-    record = run_bench("federated.py", tmp_path / "federated.json")
+    record = run_bench_here("federated.py", tmp_path / "federated.json")
     assert len(record["results"]["fedavg_shards"]["accuracy_per_round"]) == 3
     assert "accuracy" in record["results"]["centralised"]["test"]

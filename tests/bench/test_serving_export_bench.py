@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import run_bench_here
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytestmark = pytest.mark.slow
 
 
 def run_bench(name: str, output: Path) -> dict:
+    """``bench/<name>.py --quick`` in a process of its own (it starts servers, which must find
+    fathom on this process's path)."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, str(BENCH / f"{name}.py"), "--quick", "--output", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
@@ -23,7 +27,7 @@ def run_bench(name: str, output: Path) -> dict:
 
 
 def test_export_bench_quick(tmp_path) -> None:
-    record = run_bench("export", tmp_path / "export.json")
+    record = run_bench_here("export.py", tmp_path / "export.json")
     results = record["results"]
     assert results["parity"]["fp32"]["argmax_agreement"] == 1.0
     assert results["bytes"]["onnx_int8"] < results["bytes"]["onnx_fp32"]

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests_support import run_bench_here
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+pytestmark = pytest.mark.slow
 
 
 def run_bench(script: str, output: Path, *arguments: str) -> dict:
-    command = [
-        sys.executable,
-        str(BENCH / script),
-        "--quick",
-        "--threads",
-        "2",
-        "--output",
-        str(output),
-        *arguments,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return json.loads(output.read_text())
+    return run_bench_here(script, output, "--threads", "2", *arguments)
 
 
 def test_robustness_quick(shared_datasets, tmp_path):

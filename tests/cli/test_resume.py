@@ -63,6 +63,19 @@ def fathom(*arguments: str, cwd: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def train_in_this_process(arguments: list[str], cwd: Path, monkeypatch) -> None:
+    """The uninterrupted reference run, in this process: it pays no interpreter start, and
+    train.threads=1 gives it the same bits as the killed processes (threads restored after)."""
+    from fathom.cli import main
+
+    threads = torch.get_num_threads()
+    monkeypatch.chdir(cwd)
+    try:
+        assert main(arguments) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 def finished(process: subprocess.Popen, context: str) -> None:
     _, err = process.communicate(timeout=HANG)
     assert process.returncode == 0, f"{context}: exit {process.returncode}: {err[-2000:]}"
@@ -120,7 +133,7 @@ def kill_at(process: subprocess.Popen, run: Path, point: tuple[str, float], tota
 
 def compare(run: Path, reference: Path, context: str) -> None:
     """Weights, checkpoints and metric values must equal the uninterrupted run's, bitwise: two
-    processes with the same seed write the same bytes."""
+    runs with the same seed and threads write the same bytes."""
     names = ["model.safetensors", "checkpoints/last.safetensors", "checkpoints/best.safetensors"]
     for name in [name for name in names if (reference / name).exists()]:
         expected, actual = load_file(str(reference / name)), load_file(str(run / name))
@@ -165,14 +178,16 @@ def write_regression_csv(path: Path) -> Path:
 @pytest.mark.parametrize(
     "kind", [kind if kind in FAST else pytest.param(kind, marks=pytest.mark.slow) for kind in KINDS]
 )
-def test_kill_at_random_moments_and_resume_exactly(kind: str, tmp_path, request) -> None:
+def test_kill_at_random_moments_and_resume_exactly(
+    kind: str, tmp_path, request, monkeypatch
+) -> None:
     shared = None
     if kind in ("language_model", "gan", "vae", "diffusion"):
         shared = request.getfixturevalue("shared_datasets")
     arguments = arguments_for(kind, tmp_path, shared)
     train = ["train", *arguments, "--run-dir", "runs", "--name"]
     seed = f"kill seed {SEED} (replay: FATHOM_KILL_SEED={SEED})"
-    finished(fathom(*train, "reference", cwd=tmp_path), f"{kind} reference, {seed}")
+    train_in_this_process([*train, "reference"], tmp_path, monkeypatch)
     reference = tmp_path / "runs" / "reference"
     total = steps_logged(reference)
     every = int(next(a for a in arguments if "checkpoint_every_steps" in a).split("=")[1])
