@@ -24,3 +24,15 @@ def shared_datasets() -> Path:
 @pytest.fixture
 def blobs() -> DataBundle:
     return make_blobs()
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """A run sets torch's thread count for the whole process (``train.threads``): put it back, so
+    one test's setting does not slow or change the next."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

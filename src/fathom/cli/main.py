@@ -76,7 +76,10 @@ def run_command(argv: list[str] | None) -> int:
     try:
         return command.run(args)
     except FathomError as error:
-        print(f"fathom {args.command}: error: {error}", file=sys.stderr)
+        # one write: every rank of a torchrun job reports the error, and print's two writes
+        # (text, then newline) from two processes can interleave into one line
+        sys.stderr.write(f"fathom {args.command}: error: {error}\n")
+        sys.stderr.flush()
         if error.run_dir is not None:
             print_failure_diagnosis(error.run_dir)
         return 2
