@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "selfsupervised.py"
+from tests_support import run_bench_here
 
 
 @pytest.mark.slow
 def test_selfsupervised_bench_quick_writes_its_table(tmp_path, shared_datasets) -> None:
     output = tmp_path / "selfsupervised.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--methods", "simclr", "--threads", "2",
-         "--output", str(output)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    record = json.loads(output.read_text())
+    record = run_bench_here("selfsupervised.py", output, "--methods", "simclr", "--threads", "2")
     assert record["machine"]["load_average"] and record["load_average_after"]
     simclr, baselines = record["results"]["simclr"], record["results"]["baselines"]
     for value in (
