@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from fathom.data.bundle import DataBundle
 from tests_support import REPO, make_blobs  # noqa: F401 - re-exported for older imports
+
+SESSION_THREADS = torch.get_num_threads()
 
 # FATHOM_BENCH_DATA: where the datasets are on a machine without ../shared (the GPU machine)
 SHARED_DATASETS = Path(os.environ.get("FATHOM_BENCH_DATA", REPO.parent / "shared" / "datasets"))
@@ -27,12 +30,10 @@ def blobs() -> DataBundle:
 
 
 @pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """A run sets torch's thread count for the whole process (``train.threads``): put it back, so
-    one test's setting does not slow or change the next."""
-    import torch
-
-    threads = torch.get_num_threads()
+def session_torch_threads():
+    """Every test starts and ends with torch's thread count of the session's start. A run sets it
+    for the whole process (``train.threads``, also from module-scoped fixtures), and results that
+    are compared bitwise depend on it (a parallel reduction sums in another order)."""
+    torch.set_num_threads(SESSION_THREADS)
     yield
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(SESSION_THREADS)
