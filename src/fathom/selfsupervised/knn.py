@@ -32,7 +32,11 @@ def knn_evaluate(
     nearest) of ``run``'s backbone features on ``data``'s ``split`` (default: the run's own
     dataset), with at most ``bank`` training examples as the memory bank.
 
-    Written to RUN/knn-DATA-SPLIT.json as well as returned."""
+    Works on any run whose model has the transfer contract (a self-supervised run, a classifier,
+    a fine-tuned run); the linear probe is ``fathom.finetune(run, data, overrides=
+    ["transfer.mode=features", "transfer.cache_features=true"])``. Returns ``{"knn_accuracy",
+    "k", "temperature", "bank", "queries", "split", "data"}``, also written to
+    RUN/knn-DATA-SPLIT.json."""
     if k < 1 or bank < 1 or temperature <= 0:
         raise ConfigError(
             f"k and bank must be >= 1 and temperature > 0, got {k}, {bank}, {temperature}"
