@@ -88,3 +88,22 @@ def run_bench_here(script: str, output: Path, *arguments: str) -> dict:
         sys.argv, sys.path[:] = argv, path
         torch.set_num_threads(threads)
     return json.loads(output.read_text())
+
+
+def predict_in_fresh_process(run_dir: Path, inputs: torch.Tensor, scratch: Path) -> torch.Tensor:
+    """``fathom.load(run_dir).predict(inputs)`` in a new Python process (nothing of this one's
+    state helps it): the check that a run's lineage alone rebuilds its model."""
+    import os
+    import subprocess
+
+    saved = scratch / "inputs.pt"
+    torch.save(inputs, saved)
+    code = (
+        "import sys, torch, fathom; run = fathom.load(sys.argv[1]); "
+        "print(run.predict(torch.load(sys.argv[2], weights_only=True)).tolist())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir), str(saved)],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    return torch.tensor(json.loads(done.stdout))

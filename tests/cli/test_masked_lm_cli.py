@@ -4,9 +4,6 @@ tokenizer, loading in a fresh process, exact resume mid-pretraining, and bad inp
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ import fathom
 from fathom.api import resume
 from fathom.cli import main
 from fathom.data.tokenizers import encode_texts, tokenizer_from_dict
-from tests_support import REPO, InterruptAt
+from tests_support import InterruptAt, predict_in_fresh_process
 
 TINY = [
     "data.sources=[amazon]", "model.dim=16", "model.depth=1", "model.heads=2",
@@ -65,16 +62,8 @@ def test_the_fine_tuned_run_predicts_the_same_in_a_fresh_process(runs: Path) -> 
     texts = ["great phone, works well", "the battery died after a day", "not bad at all"]
     inputs = encode_texts(tokenizer, texts, 64)
     expected = run.predict(inputs)
-    torch.save(inputs, runs / "inputs.pt")
-    code = (
-        "import sys, torch, fathom; run = fathom.load(sys.argv[1]); "
-        "print(run.predict(torch.load(sys.argv[2], weights_only=True)).tolist())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(runs / "ft"), str(runs / "inputs.pt")],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )  # fmt: skip
-    assert torch.allclose(torch.tensor(json.loads(done.stdout)), expected, atol=1e-6)
+    fresh = predict_in_fresh_process(runs / "ft", inputs, runs)
+    assert torch.allclose(fresh, expected, atol=1e-6)
 
 
 def test_an_interrupted_pretraining_resumes_bitwise_exactly(shared_datasets, tmp_path) -> None:

@@ -4,16 +4,13 @@ backbone, load in a fresh process; resume is bitwise exact mid-pretraining; bad 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import fathom
 from fathom.cli.main import main
-from tests_support import REPO, InterruptAt
+from tests_support import InterruptAt, predict_in_fresh_process
 
 TINY = [
     "model.channels=[8]", "model.hidden=0", "data.limit=640", "data.batch_size=64",
@@ -44,16 +41,8 @@ def test_pretrain_then_finetune_features_from_the_cli_and_load_in_a_fresh_proces
     assert "test knn_accuracy: " in capsys.readouterr().out
     inputs = run.data.test.inputs[:8] if run.data else fathom.data.load("digits").test.inputs[:8]
     expected = run.predict(inputs)
-    torch.save(inputs, tmp_path / "inputs.pt")
-    code = (
-        "import sys, torch, fathom; run = fathom.load(sys.argv[1]); "
-        "print(run.predict(torch.load(sys.argv[2], weights_only=True)).tolist())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, "runs/probe", "inputs.pt"], cwd=tmp_path,
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )  # fmt: skip
-    assert torch.allclose(torch.tensor(json.loads(done.stdout)), expected, atol=1e-6)
+    fresh = predict_in_fresh_process(tmp_path / "runs" / "probe", inputs, tmp_path)
+    assert torch.allclose(fresh, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["simclr", "byol"])

@@ -4,9 +4,6 @@ fine-tuned runs that load and resume exactly, and one-line errors."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +18,7 @@ from fathom.nn.classifier import parameter_groups
 from fathom.runs.folder import read_config, write_config
 from fathom.tasks import create as create_task
 from fathom.transfer import GroupFreezing, load_matching, unfreeze_epochs
-from tests_support import REPO, make_blobs
+from tests_support import make_blobs, predict_in_fresh_process
 
 QUIET = {"progress": "none", "batch_size": 16}
 FAST = ["train.diagnostics=false"]
@@ -118,16 +115,8 @@ def test_a_fine_tuned_run_loads_through_its_lineage_in_a_fresh_process(source_ru
     assert "loaded" in record["transfer"]["load_report"]
     inputs = target.test.inputs[:8]
     expected = run.predict(inputs)
-    torch.save(inputs, tmp_path / "inputs.pt")
-    code = (
-        "import sys, torch, fathom; run = fathom.load(sys.argv[1]); "
-        "print(run.predict(torch.load(sys.argv[2], weights_only=True)).tolist())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(run.path), str(tmp_path / "inputs.pt")],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-    )  # fmt: skip
-    assert torch.allclose(torch.tensor(json.loads(done.stdout)), expected, atol=1e-6)
+    fresh = predict_in_fresh_process(run.path, inputs, tmp_path)
+    assert torch.allclose(fresh, expected, atol=1e-6)
 
 
 def test_resume_is_bitwise_exact_mid_fine_tune(source_run, tmp_path):
