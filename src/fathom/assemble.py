@@ -171,6 +171,7 @@ def build_trainer(
         torch.set_num_threads(train.threads)
     execution = current_execution(train.strategy, train.device)
     device = execution.device(resolve_device(train.device))
+    gathers = run_dir is not None and execution.shards_state and not execution.is_main
     if not execution.is_main:  # only the main process writes and shows progress
         run_dir = None
         config = config.model_copy(
@@ -181,7 +182,7 @@ def build_trainer(
     return Trainer(
         model, task, train_loader, val_loader,
         train=train, optim=config.optim, schedule=config.schedule,
-        callbacks=[*standard_callbacks(config, task, bundle, run_dir), *callbacks],
+        callbacks=[*standard_callbacks(config, task, bundle, run_dir, gathers), *callbacks],
         log=MetricsLog(run_dir / "metrics.jsonl" if run_dir is not None else None), device=device,
         execution=execution,
     )  # fmt: skip
@@ -205,13 +206,20 @@ def make_loaders(config: FathomConfig, bundle: DataBundle, device: torch.device)
 
 
 def standard_callbacks(
-    config: FathomConfig, task: tasks.Task, bundle: DataBundle, run_dir: Path | None
+    config: FathomConfig,
+    task: tasks.Task,
+    bundle: DataBundle,
+    run_dir: Path | None,
+    gathers: bool = False,
 ) -> list[Callback]:
-    """Checkpoints (with a run folder), early stopping, progress, the task's own, diagnostics."""
+    """Checkpoints (with a run folder), early stopping, progress, the task's own, diagnostics.
+
+    ``gathers``: a rank without a run folder that joins each checkpoint's gather (FSDP)."""
     train = config.train
     chosen: list[Callback] = []
-    if run_dir is not None:
-        chosen.append(Checkpointer(run_dir / "checkpoints", train.checkpoint_every_steps))
+    if run_dir is not None or gathers:
+        directory = run_dir / "checkpoints" if run_dir is not None else None
+        chosen.append(Checkpointer(directory, train.checkpoint_every_steps))
     if train.early_stopping is not None:
         stop = train.early_stopping
         chosen.append(EarlyStopping(stop.metric, stop.patience, stop.mode, stop.min_delta))

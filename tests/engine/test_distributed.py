@@ -211,15 +211,47 @@ def test_nproc_with_too_small_a_batch_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
+def last_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Size], dict[str, object]]:
+    """The shapes of a run's last checkpoint's tensors (RNG states aside) and its optimizers."""
+    tensors, state = load_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    shapes = {name: value.shape for name, value in tensors.items() if not name.startswith("rng")}
+    return shapes, state["optimizers"]
+
+
+@pytest.mark.slow
+def test_two_process_fsdp_writes_the_full_run_folder_of_one_process(tmp_path: Path) -> None:
+    sys.path.insert(0, str(WORKER.parent))
+    from ddp_worker import OVERRIDES
+
+    for strategy in ("fsdp", "ddp"):
+        result = torchrun([str(WORKER), str(tmp_path / strategy), f"train.strategy={strategy}"],
+                          tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    (sharded_dir,) = (tmp_path / "fsdp" / "runs").iterdir()  # one folder, written by rank 0
+    (ddp_dir,) = (tmp_path / "ddp" / "runs").iterdir()
+    single = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={tmp_path / 'one'}"])
+    sharded = fathom.load(sharded_dir)
+    assert 0.0 <= sharded.evaluate()["accuracy"] <= 1.0
+    weights, ddp = sharded.model.state_dict(), fathom.load(ddp_dir).model.state_dict()
+    for name, value in single.model.state_dict().items():
+        assert weights[name].shape == value.shape, name  # gathered, not rank 0's shard
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5)
+        # Both average two ranks' gradients of the same shards (a + b, halved: exact in floats)
+        assert torch.equal(weights[name], ddp[name]), name
+    # the checkpoint holds the full model and optimizer state, numbered as on one process
+    assert last_checkpoint(sharded_dir) == last_checkpoint(single.path)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP2 over NCCL needs two GPUs")
-def test_two_process_fsdp_on_gpus_matches_across_ranks(tmp_path: Path) -> None:
+def test_two_process_fsdp_on_gpus_saves_full_weights(tmp_path: Path) -> None:
     result = torchrun([str(WORKER), str(tmp_path), "train.strategy=fsdp", "train.device=cuda"],
                       tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
-    for name, value in ranks[0].items():
-        torch.testing.assert_close(value.cpu(), ranks[1][name].cpu())
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rank_0 = torch.load(tmp_path / "rank0.pt", weights_only=True)  # the gathered, plain module
+    for name, value in fathom.load(run_dir).model.state_dict().items():
+        assert torch.equal(value, rank_0[name].cpu()), name
 
 
 def descendants(pid: int) -> list[int]:
@@ -259,6 +291,25 @@ KILL_RUN = [
 ]  # fmt: skip
 
 
+def train_then_kill_9(tmp_path: Path, overrides: list[str], kill_after_step: int) -> Path:
+    """The run folder of a two-process ``fathom train digits`` killed with SIGKILL (torchrun and
+    its workers) once its last checkpoint is at ``kill_after_step`` or later."""
+    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    process = subprocess.Popen(
+        [*launcher, "-m", "fathom", "train", "digits", *overrides, f"run.dir={tmp_path / 'runs'}"],
+        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        while process.poll() is None and checkpoint_step(tmp_path / "runs") < kill_after_step:
+            time.sleep(0.02)
+    finally:  # also when the wait fails: no worker may outlive the test
+        kill_9_everything(process)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed mid-run
+    return run_dir
+
+
 @pytest.fixture(scope="module")
 def one_process_run(tmp_path_factory: pytest.TempPathFactory) -> fathom.Run:
     """The uninterrupted one-process run that a killed and resumed DDP run must end as, on one
@@ -281,19 +332,7 @@ def one_process_run(tmp_path_factory: pytest.TempPathFactory) -> fathom.Run:
 def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(
     tmp_path: Path, one_process_run: fathom.Run, kill_after_step: int
 ) -> None:
-    environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    process = subprocess.Popen(
-        [*launcher, "-m", "fathom", "train", "digits", *KILL_RUN, f"run.dir={tmp_path / 'runs'}"],
-        cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        while process.poll() is None and checkpoint_step(tmp_path / "runs") < kill_after_step:
-            time.sleep(0.02)
-    finally:  # also when the wait fails: no worker may outlive the test
-        kill_9_everything(process)
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # killed mid-run
+    run_dir = train_then_kill_9(tmp_path, KILL_RUN, kill_after_step)
     resumed = torchrun(["-m", "fathom", "resume", str(run_dir)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run_dir / "run.json").read_text())
@@ -304,3 +343,32 @@ def test_kill_9_of_a_two_process_run_then_resume_ends_as_one_process_would(
     weights = fathom.load(run_dir).model.state_dict()
     for name, value in one_process_run.model.state_dict().items():
         torch.testing.assert_close(weights[name], value, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="finds torchrun's workers in /proc"
+)
+def test_kill_9_of_a_two_process_fsdp_run_then_resume_ends_as_uninterrupted(
+    tmp_path: Path,
+) -> None:
+    overrides = [*KILL_RUN, "train.strategy=fsdp"]
+    whole = torchrun(["-m", "fathom", "train", "digits", *overrides, f"run.dir={tmp_path / 'whole'}"],
+                     tmp_path)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    run_dir = train_then_kill_9(tmp_path, overrides, kill_after_step=60)  # after 2 evaluations
+    resumed = torchrun(["-m", "fathom", "resume", str(run_dir)], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["resumed_from_step"] >= 60
+    (whole_dir,) = (tmp_path / "whole").iterdir()
+    # the same processes, shards and sums: the resumed run ends bit for bit as the whole one
+    finals = [
+        load_checkpoint(run / "checkpoints" / "last.safetensors")[0] for run in (run_dir, whole_dir)
+    ]
+    for name, value in finals[1].items():
+        if name.startswith(("model/", "optimizer/")):  # full weights and momentum buffers
+            assert torch.equal(finals[0][name], value), name
+    weights = fathom.load(run_dir).model.state_dict()
+    for name, value in fathom.load(whole_dir).model.state_dict().items():
+        assert torch.equal(weights[name], value), name

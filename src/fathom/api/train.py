@@ -184,7 +184,7 @@ def train_and_finish(
     previous = trainer.state.elapsed_seconds
     if not trainer.execution.is_main:  # the other processes train, the main one writes
         trainer.fit()
-        final = trainer.ema.shadow if trainer.ema is not None else trainer.model
+        final = trainer.execution.gathered(final_network(trainer))  # joins FSDP's gather
         return Run(run_dir, config, bundle.info, final, bundle)
     try:
         state = trainer.fit()
@@ -201,7 +201,7 @@ def train_and_finish(
         )
         raise
     state.elapsed_seconds = previous + time.perf_counter() - started
-    final = trainer.ema.shadow if trainer.ema is not None else trainer.model
+    final = trainer.execution.gathered(final_network(trainer))  # plain, full weights
     save_weights(run_dir / "model.safetensors", final, config.model.name)
     run = Run(run_dir, config, bundle.info, final, bundle)
     evaluation = run.evaluate("test") if bundle.test is not None else {}
@@ -221,6 +221,11 @@ def train_and_finish(
 
             card(run, report=True)
     return run
+
+
+def final_network(trainer: Trainer) -> nn.Module:
+    """The network a run ends with: the EMA weights when EMA is on, else the model."""
+    return trainer.ema.shadow if trainer.ema is not None else trainer.model
 
 
 __all__ = ["fit", "resume"]

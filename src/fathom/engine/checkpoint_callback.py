@@ -21,18 +21,23 @@ class Checkpointer(Callback):
 
     A checkpoint whose weights, buffers or optimizer state hold a NaN or an infinity is never
     written, so the file on disk stays the last good one. Buffers that already held an infinity
-    when training started (a mask, by design) may keep it."""
+    when training started (a mask, by design) may keep it.
+
+    ``directory=None``: a process that writes nothing but takes part in gathering each
+    checkpoint's sharded state (FSDP's ranks other than 0), so the gather is never rank 0's alone."""
 
     order = 100  # after callbacks that change the state at the same event
 
-    def __init__(self, directory: Path, every_steps: int = 0) -> None:
-        self.directory = Path(directory)
+    def __init__(self, directory: Path | None, every_steps: int = 0) -> None:
+        self.directory = Path(directory) if directory is not None else None
         self.every_steps = every_steps
         self.infinite_by_design: set[str] = set()
 
-    def save(self, trainer: Trainer, name: str = "last") -> Path:
+    def save(self, trainer: Trainer, name: str = "last") -> Path | None:
         trainer.check_finite()
         tensors, state = trainer.checkpoint_state()
+        if self.directory is None:
+            return None
         check_finite_tensors(trainer, tensors, self.infinite_by_design)
         path = self.directory / f"{name}.safetensors"
         save_checkpoint(path, tensors, state)

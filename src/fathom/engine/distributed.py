@@ -9,11 +9,17 @@ Sharding keeps the maths of one process: every rank walks the same seeded global
 takes its slice of each one, so each example is seen once per epoch by exactly one rank, the last
 partial batch is split as one process would take it whole, and each rank's loss is weighted by
 its share of the global batch, so that DDP's gradient mean equals the one-process gradient.
+
+Under FSDP2 each rank holds a shard of every parameter (a DTensor); the ``*_state`` methods gather
+full model and optimizer states for checkpoints (a collective: every rank calls them, rank 0 gets
+the tensors) and scatter full ones back on resume, in the one-process checkpoint format.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +49,10 @@ class Execution:
 
     def __init__(self, strategy: str = "ddp", rank: int = 0, world_size: int = 1) -> None:
         self.strategy, self.rank, self.world_size = strategy, rank, world_size
+        # each sharded module's unsharded twin on the meta device, to hold its gathered weights
+        self._skeletons: weakref.WeakKeyDictionary[nn.Module, nn.Module] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def distributed(self) -> bool:
@@ -51,6 +61,12 @@ class Execution:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def shards_state(self) -> bool:
+        """Whether each rank holds only a shard of the weights (FSDP over several processes):
+        reading or writing the full state is then a collective that every rank must join."""
+        return self.distributed and self.strategy == "fsdp"
 
     def device(self, requested: torch.device) -> torch.device:
         """Each GPU process takes its own device (``LOCAL_RANK``); CPU processes share the CPU."""
@@ -65,6 +81,7 @@ class Execution:
         if self.strategy == "fsdp":
             from torch.distributed.fsdp import fully_shard
 
+            self._skeletons[network] = meta_copy(network)
             return fully_shard(network)
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(network, device_ids=ids)
@@ -86,6 +103,80 @@ class Execution:
         dist.all_reduce(stacked)
         return dict(zip(values, (stacked / self.world_size).unbind(), strict=True))
 
+    def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """``model``'s full ``state_dict``; sharded, every rank calls it and rank 0 gets it."""
+        if not self.shards_state:
+            return model.state_dict()
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(model, options=full_state_options(gather=True))
+
+    def optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """``optimizer.state_dict()`` with full tensors, parameters numbered as one process
+        numbers them; sharded, every rank calls it and the others get an empty state."""
+        if not self.shards_state:
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        state = get_optimizer_state_dict(model, optimizer, options=full_state_options(gather=True))
+        if not state:  # not rank 0: it took part in the gather and keeps nothing
+            return {"state": {}, "param_groups": []}
+        return renumbered(state, parameter_names(model, optimizer))
+
+    def load_model_state(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+        """Load a full ``state_dict`` (held by every rank) into ``model`` or its shards."""
+        if not self.shards_state:
+            model.load_state_dict(tensors)
+            return
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        # Each tensor is scattered in turn, so every rank must walk them in the same order; a
+        # checkpoint's come back in safetensors' hash-map order, which differs between processes.
+        ordered = dict(sorted(tensors.items()))
+        set_model_state_dict(model, ordered, options=full_state_options(gather=False))
+
+    def load_optimizer_state(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    ) -> None:
+        """Load a full ``optimizer_state`` (held by every rank) into ``optimizer`` or its shards."""
+        if not self.shards_state:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        names = parameter_names(model, optimizer)
+        ordered = {  # the same order on every rank, as for the model
+            "state": {
+                key: dict(sorted(values.items())) for key, values in sorted(state["state"].items())
+            },
+            "param_groups": state["param_groups"],
+        }
+        by_name = renumbered(ordered, {index: name for name, index in names.items()})
+        # The saved hyperparameters go into the live groups first, as ``load_state_dict`` puts
+        # them: torch's loader fails (KeyError) on a saved key that a live group lacks, such as
+        # a schedule's ``initial_lr`` before the first step.
+        for group, saved in zip(optimizer.param_groups, state["param_groups"], strict=True):
+            group.update({key: value for key, value in saved.items() if key != "params"})
+        set_optimizer_state_dict(
+            model, optimizer, by_name, options=full_state_options(gather=False)
+        )
+
+    def gathered(self, model: nn.Module) -> nn.Module:
+        """The module the main process saves and evaluates: ``model`` itself unless sharded.
+        Sharded, every rank calls it (a gather); rank 0 gets a plain module with the full
+        weights and buffers, the others ``model``."""
+        if not self.shards_state or model not in self._skeletons:
+            return model
+        full = self.model_state(model)
+        if not self.is_main:
+            return model
+        device = next(model.parameters()).device  # where this rank's shards are
+        plain = self._skeletons.pop(model).to_empty(device=device)
+        for name, buffer in model.named_buffers():  # plain tensors under FSDP, kept per rank
+            plain.get_buffer(name).copy_(buffer)
+        plain.load_state_dict(full)
+        return plain.train(model.training)
+
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (a run folder's path, for one)."""
         if not self.distributed:
@@ -93,6 +184,45 @@ class Execution:
         holder = [value]
         dist.broadcast_object_list(holder, src=0)
         return holder[0]
+
+
+def meta_copy(network: nn.Module) -> nn.Module:
+    """A deep copy of ``network`` whose parameters and buffers are on the meta device (no
+    memory): the same classes, attributes and tied weights, ready for ``to_empty``."""
+    memo: dict[int, Any] = {}
+    for parameter in network.parameters():
+        memo[id(parameter)] = nn.Parameter(
+            torch.empty_like(parameter, device="meta"), parameter.requires_grad
+        )
+    for buffer in network.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(network, memo)
+
+
+def full_state_options(gather: bool) -> Any:
+    """``StateDictOptions`` for full (unsharded) states: gathered onto rank 0's CPU, or loaded
+    from a full state that every rank holds (so no broadcast from rank 0 is needed)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=gather)
+
+
+def parameter_names(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Each parameter's name in ``model``, to the number ``optimizer.state_dict()`` gives it."""
+    names = {parameter: name for name, parameter in model.named_parameters()}
+    ordered = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    return {names[parameter]: index for index, parameter in enumerate(ordered)}
+
+
+def renumbered(state: dict[str, Any], keys: dict[Any, Any]) -> dict[str, Any]:
+    """An optimizer state with its parameters' keys (names or numbers) mapped through ``keys``."""
+    return {
+        "state": {keys[key]: values for key, values in state["state"].items()},
+        "param_groups": [
+            {**group, "params": [keys[key] for key in group["params"]]}
+            for group in state["param_groups"]
+        ],
+    }
 
 
 _CURRENT: Execution | None = None

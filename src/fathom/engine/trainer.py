@@ -287,15 +287,16 @@ class Trainer:
 
     # ----------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Everything needed to continue exactly: tensors and a JSON-able state."""
-        tensors = ckpt.prefixed("model", self.model.state_dict())
+        """Everything needed to continue exactly: tensors and a JSON-able state. With sharded
+        weights (FSDP) every rank calls it, and rank 0 gets the full model and optimizers."""
+        tensors = ckpt.prefixed("model", self.execution.model_state(self.model))
         saved: dict[str, Any] = {"train_state": self.state.to_dict(), "optimizers": {}}
         if self.config.max_seconds:  # the time spent counts against the budget after a resume;
             # without a budget it stays out, so that equal runs write equal checkpoint bytes
             saved["train_state"]["elapsed_seconds"] = self._training_seconds()
         for name, optimizer in self.optimizers.items():
             optimizer_tensors, saved["optimizers"][name] = ckpt.split_optimizer_state(
-                optimizer.state_dict()
+                self.execution.optimizer_state(self.model, optimizer)
             )
             tensors.update(ckpt.prefixed(f"optimizer/{name}", optimizer_tensors))
         if self.ema is not None:
@@ -338,13 +339,14 @@ class Trainer:
                 callback.load_state_dict(stored[key])
 
     def restore(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> None:
-        """Load a ``checkpoint_state`` back (model, optimizers, EMA, loader, RNG, step)."""
-        self.model.load_state_dict(ckpt.unprefixed("model", tensors))
+        """Load a ``checkpoint_state`` back (model, optimizers, EMA, loader, RNG, step); with
+        sharded weights every rank calls it with the full state and loads its shards."""
+        self.execution.load_model_state(self.model, ckpt.unprefixed("model", tensors))
         for name, optimizer in self.optimizers.items():
             state = ckpt.join_optimizer_state(
                 ckpt.unprefixed(f"optimizer/{name}", tensors), saved["optimizers"][name]
             )
-            optimizer.load_state_dict(state)
+            self.execution.load_optimizer_state(self.model, optimizer, state)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.unprefixed("ema", tensors))
         self.task.load_state_dict(ckpt.unprefixed("task", tensors))
