@@ -171,6 +171,8 @@ def build_trainer(
         torch.set_num_threads(train.threads)
     execution = current_execution(train.strategy, train.device)
     device = execution.device(resolve_device(train.device))
+    if execution.shards_state and train.ema_decay:  # torch refuses to deepcopy a sharded module
+        raise ConfigError("train.ema_decay needs train.strategy=ddp: FSDP cannot copy the model")
     gathers = run_dir is not None and execution.shards_state and not execution.is_main
     if not execution.is_main:  # only the main process writes and shows progress
         run_dir = None

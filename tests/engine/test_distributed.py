@@ -195,19 +195,27 @@ def test_two_nodes_on_loopback_train_as_one_process_would(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_nproc_with_too_small_a_batch_is_one_line_and_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.batch_size=1"], "data.batch_size=1 is the global batch and must be at least the "
+         "number of processes (2)"),
+        (["train.strategy=fsdp", "train.ema_decay=0.9"],
+         "train.ema_decay needs train.strategy=ddp: FSDP cannot copy the model"),
+    ],
+)  # fmt: skip
+def test_nproc_with_a_bad_setting_is_one_line_and_exit_2(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
     command = [sys.executable, "-m", "fathom", "train", "digits", "--nproc", "2", "--model", "mlp"]
     environment = {"PYTHONPATH": str(SOURCE), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [*command, "data.batch_size=1", f"run.dir={tmp_path}"],
+        [*command, *overrides, f"run.dir={tmp_path}"],
         cwd=tmp_path, env=environment, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert errors == [
-        "fathom train: error: data.batch_size=1 is the global batch and must be at least the "
-        "number of processes (2)"
-    ], result.stderr[-2000:]
+    assert errors == [f"fathom train: error: {message}"], result.stderr[-2000:]
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
