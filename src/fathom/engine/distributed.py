@@ -21,13 +21,16 @@ import copy
 import os
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from fathom.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -162,16 +165,16 @@ class Execution:
         )
 
     def gathered(self, model: nn.Module) -> nn.Module:
-        """The module the main process saves and evaluates: ``model`` itself unless sharded.
-        Sharded, every rank calls it (a gather); rank 0 gets a plain module with the full
-        weights and buffers, the others ``model``."""
+        """The module the main process saves and evaluates: ``model`` itself unless this
+        execution sharded it. Sharded, every rank calls it (a gather); rank 0 gets a plain
+        module with the full weights and buffers, the others ``model``."""
         if not self.shards_state or model not in self._skeletons:
             return model
         full = self.model_state(model)
         if not self.is_main:
             return model
         device = next(model.parameters()).device  # where this rank's shards are
-        plain = self._skeletons.pop(model).to_empty(device=device)
+        plain = copy.deepcopy(self._skeletons[model]).to_empty(device=device)
         for name, buffer in model.named_buffers():  # plain tensors under FSDP, kept per rank
             plain.get_buffer(name).copy_(buffer)
         plain.load_state_dict(full)
@@ -199,7 +202,7 @@ def meta_copy(network: nn.Module) -> nn.Module:
     return copy.deepcopy(network, memo)
 
 
-def full_state_options(gather: bool) -> Any:
+def full_state_options(gather: bool) -> StateDictOptions:
     """``StateDictOptions`` for full (unsharded) states: gathered onto rank 0's CPU, or loaded
     from a full state that every rank holds (so no broadcast from rank 0 is needed)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions
