@@ -1,5 +1,6 @@
 """Run under ``torchrun`` by tests/engine/test_distributed.py: a short fit, then each rank saves
-its final parameters (``rank<N>.pt``) and whether it is the main process."""
+its final parameters (``rank<N>.pt``; under FSDP rank 0's are the gathered module's, the other
+ranks' their shards)."""
 
 import sys
 from pathlib import Path
