@@ -3,7 +3,10 @@
 Plots (``optuna.visualization.matplotlib``): optimisation history, parameter importances,
 parallel coordinates, slice and contour; the Pareto front for a multi-objective study. A plot
 that needs more than the study has (importances with one complete trial, a contour with one
-parameter) is left out with the reason in the page.
+parameter) is left out with the reason in the page. The contour and slice plots show the most
+important parameters only (``CONTOUR_PARAMS``, ``SLICE_PARAMS``): a contour for every pair of
+a wide search space is a grid of interpolated subplots that took longer to draw than the
+trials took to train.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ PLOTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "slice": ("slice", optuna_plots.plot_slice),
     "contour": ("contour", optuna_plots.plot_contour),
 }
+CONTOUR_PARAMS = 3  # 3 pairs of subplots
+SLICE_PARAMS = 6
 
 
 def draw_plots(study: optuna.Study, folder: Path, names: list[str]) -> dict[str, str]:
@@ -38,9 +43,12 @@ def draw_plots(study: optuna.Study, folder: Path, names: list[str]) -> dict[str,
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # "unique value length" notes per plot
     multi = len(study.directions) > 1
+    ranked = ranked_params(study, multi)
     drawn: dict[str, str] = {}
     for key, (_title, function) in PLOTS.items():
         kwargs: dict[str, Any] = {}
+        if key in ("contour", "slice") and ranked:
+            kwargs["params"] = ranked[: CONTOUR_PARAMS if key == "contour" else SLICE_PARAMS]
         if multi:
             kwargs["target"] = lambda trial: trial.values[0]
             kwargs["target_name"] = names[0]
@@ -53,6 +61,23 @@ def draw_plots(study: optuna.Study, folder: Path, names: list[str]) -> dict[str,
             folder / "pareto.png",
         )
     return drawn
+
+
+def ranked_params(study: optuna.Study, multi: bool) -> list[str]:
+    """The study's parameter names, most important first (fANOVA on the first objective); in
+    name order while importances cannot be computed yet (fewer than two complete trials)."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = sorted({name for trial in trials for name in trial.params})
+    if len(trials) < 2:
+        return names
+    target = (lambda trial: trial.values[0]) if multi else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = list(optuna.importance.get_param_importances(study, target=target))
+    except Exception:  # noqa: BLE001 - too few complete trials, or a single-valued parameter
+        return names
+    return ranked + [name for name in names if name not in ranked]
 
 
 def save_plot(draw: Callable[[], Any], file: Path) -> str:
