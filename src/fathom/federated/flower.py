@@ -36,6 +36,7 @@ from fathom.runs.folder import load_weights, read_config, read_run_json, update_
 INITIAL_WEIGHTS = Path("checkpoints") / "initial.safetensors"
 """The global model before round 1, written by the launcher so the deployment and the simulation
 start from the same weights."""
+REPLY_POLL_SECONDS = 0.05  # the server's pull interval while it waits for clients' replies
 
 client_app = ClientApp()
 server_app = ServerApp()
@@ -139,7 +140,18 @@ class FlowerServer(Simulation):
         return Message(content, dst_node_id=node, message_type=kind, group_id=group)
 
     def exchange(self, messages: list[Message]) -> list[Message]:
-        replies = list(self.grid.send_and_receive(messages, timeout=self.reply_timeout))
+        """Send ``messages`` and wait for every reply. Not ``Grid.send_and_receive``: it sleeps
+        3 s between pulls, several seconds of idle per round on loopback; this pulls every
+        ``REPLY_POLL_SECONDS``."""
+        waiting = set(self.grid.push_messages(messages))
+        replies: list[Message] = []
+        deadline = time.monotonic() + self.reply_timeout
+        while waiting and time.monotonic() < deadline:
+            pulled = list(self.grid.pull_messages(waiting))
+            replies += pulled
+            waiting -= {reply.metadata.reply_to_message_id for reply in pulled}
+            if waiting:
+                time.sleep(REPLY_POLL_SECONDS)
         failed = [reply.error.reason for reply in replies if reply.has_error()]
         if failed or len(replies) != len(messages):
             raise FathomError(f"a client failed: {failed[0] if failed else 'no reply'}")
