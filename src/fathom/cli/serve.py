@@ -16,7 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-batch", type=int, default=32, help="examples per model call")
     parser.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="how long a request waits for others"
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="extra wait after a batch's first request (0: a batch is what queued meanwhile)",
     )
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a request may wait")

@@ -34,7 +34,7 @@ class ServerSettings:
     """Batching, limits and timeouts of a server (each also a ``fathom serve`` option)."""
 
     max_batch: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     timeout_seconds: float = 10.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_examples: int = 64

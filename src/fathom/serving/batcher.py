@@ -1,11 +1,14 @@
-"""Dynamic micro-batching: requests queued and run together, up to ``max_batch`` examples or
-``max_wait_ms`` after the first one arrived, whichever comes first.
+"""Dynamic micro-batching: requests queued and run together, up to ``max_batch`` examples.
+
+A batch is whatever queued while the model ran the previous one, so an idle server answers a lone
+request at once (no added latency) and a busy one runs full batches. ``max_wait_ms`` > 0 also
+waits that long after a batch's first request for more to arrive (bigger batches at low load, at
+the price of that much latency on every request).
 
 Written here rather than taken from a library: the serving libraries that batch (LitServe, Ray
 Serve, Triton) bring their own server; this is one asyncio task in front of one model thread.
 The model runs in a single worker thread (PyTorch and ONNX Runtime release the GIL), so the
-event loop keeps accepting and queueing requests while a batch runs: the next batch is whatever
-queued meanwhile.
+event loop keeps accepting and queueing requests while a batch runs.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class MicroBatcher:
         self,
         predict: Callable[[np.ndarray], np.ndarray],
         max_batch: int = 32,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         max_queued: int = 4096,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
