@@ -123,6 +123,7 @@ def torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [*command, "--nproc-per-node=2", *arguments],
         cwd=cwd, env=environment, capture_output=True, text=True, check=False,
+        timeout=900,  # only stops a hang: these runs take seconds
     )  # fmt: skip
 
 

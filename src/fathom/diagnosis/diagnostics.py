@@ -37,9 +37,11 @@ from fathom.diagnosis.measures import (
     run_facts,
     update_statistics,
     weighted_leaves,
+    whole,
 )
 from fathom.engine.callbacks import Callback
 from fathom.errors import TrainingDiverged
+from fathom.files import atomic_write_text
 
 if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
@@ -50,6 +52,7 @@ DIAGNOSTICS_FILE = "diagnostics.jsonl"
 BUDGET = 0.05  # the callback's time, as a fraction of the training time measured so far
 SAMPLING_SHARE = 0.7  # of the budget, for samples: the rest covers fit-end work and dispatch
 MIN_GAP = 10  # steps between two samples, at least
+SHARDED_SAMPLES = 10  # FSDP: samples are collectives: fixed steps, alike on all ranks
 PLOT_SECONDS = 1.0  # what drawing the three figures costs on a laptop CPU (measured 0.7-0.9 s)
 
 
@@ -98,6 +101,8 @@ class Diagnostics(Callback):
         self._first_step = trainer.state.step
         planned = trainer.epochs * len(trainer.train_loader)
         self._planned = min(planned, trainer.config.max_steps or planned)
+        if trainer.execution.shards_state and not self.every:  # see SHARDED_SAMPLES
+            self.every = max(MIN_GAP, math.ceil(self._planned / SHARDED_SAMPLES))
         self._guard("resume", lambda: self._keep_records_until(trainer.state.step))
         self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle)))
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
@@ -199,7 +204,7 @@ class Diagnostics(Callback):
             if next(module.children(), None) is None:
                 self._hooks.append(module.register_forward_hook(self._hook(name or "model")))
         self._before = {
-            name: [p.detach().clone() for p in module.parameters(recurse=False)]
+            name: [whole(p.detach()).clone() for p in module.parameters(recurse=False)]
             for name, module in weighted_leaves(model)
         }
         self._sample_seconds = time.perf_counter() - self._sample_started
@@ -228,7 +233,7 @@ class Diagnostics(Callback):
         scale = float(scaler.get_scale()) if scaler.is_enabled() else 1.0
         norms: dict[str, torch.Tensor] = {}
         for name, module in weighted_leaves(trainer.model):
-            grads = [p.grad for p in module.parameters(recurse=False) if p.grad is not None]
+            grads = [whole(p.grad) for p in module.parameters(recurse=False) if p.grad is not None]
             if grads and name in self._layers:
                 norms[name] = torch.stack([g.detach().float().norm() for g in grads]).norm() / scale
         limit = getattr(trainer.clipper, "max_norm", None)
@@ -251,7 +256,7 @@ class Diagnostics(Callback):
         for name, module in weighted_leaves(trainer.model):
             before = self._before.get(name)
             if name in self._layers and before:
-                after = [p.detach() for p in module.parameters(recurse=False)]
+                after = [whole(p.detach()) for p in module.parameters(recurse=False)]
                 self._layers[name].update(update_statistics(before, after))
         self._before = {}
         layers = {}
@@ -356,14 +361,9 @@ class Diagnostics(Callback):
         if step == 0:
             self.path.unlink()
             return
-        from fathom.files import atomic_write_text
-
         lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.endswith("}") and _step(line) <= step]
-        self.records = [json.loads(line) for line in kept]
-        self.records = [
-            r for r in self.records if r.get("kind") in ("data", "sample", "first_loss")
-        ]
+        kept = [json.loads(line) for line in lines if line.endswith("}") and _step(line) <= step]
+        self.records = [r for r in kept if r.get("kind") in ("data", "sample", "first_loss")]
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
 
     def _guard(self, what: str, action: Callable[[], Any]) -> None:

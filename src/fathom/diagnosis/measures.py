@@ -101,3 +101,10 @@ def weighted_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if next(module.children(), None) is None
         and any(p.requires_grad for p in module.parameters(recurse=False))
     ]
+
+
+def whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded parameter or gradient (FSDP's DTensor) gathered whole; any other tensor as it
+    is. Gathering is a collective: under FSDP every rank samples the same steps."""
+    gather = getattr(tensor, "full_tensor", None)
+    return gather() if callable(gather) else tensor
