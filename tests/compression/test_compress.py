@@ -57,6 +57,10 @@ def test_structured_pruning_run_predicts_the_same_after_reload(digits_run, tmp_p
     torch.testing.assert_close(predictions_in_fresh_process(pruned_dir, tmp_path / "inputs.pt"),
                                run.predict(inputs))  # fmt: skip
     assert (pruned_dir / "report.html").exists() and "test" in run.summary
+    assert main(["card", str(pruned_dir), "--limit", "30", "--curve-points", "2"]) == 0
+    card = json.loads((pruned_dir / "card" / "card.json").read_text())  # size before and after
+    assert card["size_before"]["run"] == digits_run.name
+    assert card["size"]["parameters"] < card["size_before"]["parameters"]
 
 
 def test_int8_run_is_within_the_stated_accuracy_and_evaluates_and_predicts(digits_run, capsys):

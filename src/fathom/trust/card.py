@@ -161,7 +161,7 @@ def make_card(
 
 def _source_size(run: Run) -> dict[str, Any] | None:
     """Size and latency of the run this one was derived from (calibrated, compressed ...)."""
-    source = run.summary.get("derived_from")
+    source = run.summary.get("derived_from") or run.summary.get("compressed_from")
     if not source or not Path(source).is_dir():
         return None
     with contextlib.suppress(FathomError):
