@@ -18,7 +18,7 @@ from fathom.cli import main
 from fathom.compression import OnnxInt8Model
 from fathom.runs import load
 from fathom.serving.model import load_served_model
-from serving_support import train_digits
+from serving_support import train_digits, train_text
 
 INT8_TOLERANCE = 0.03  # stated: int8 test accuracy within 3 points of fp32 on digits
 
@@ -131,3 +131,15 @@ def test_bad_input_is_one_line_and_exit_status_2(digits_run, capsys, arguments, 
 def test_a_folder_that_is_no_run_is_refused(tmp_path, capsys) -> None:
     assert main(["compress", str(tmp_path), "--quantize", "int8"]) == 2
     assert "not a Fathom run folder" in capsys.readouterr().err
+
+
+def test_a_text_classifier_quantizes_on_its_token_ids(tmp_path, capsys) -> None:
+    """Calibration batches and the MAC count use integer token ids, not floats."""
+    text_run = train_text(tmp_path)
+    assert main(["compress", str(text_run), "--quantize", "int8", "--name", "text-int8"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "text-int8" / "compression.json").read_text())
+    assert summary["before"]["macs"] > 0  # a model this small gains no bytes from int8
+    run = load(tmp_path / "text-int8")
+    tokens = torch.randint(1, 10, (4, 16))
+    assert run.predict(tokens).shape[0] == 4

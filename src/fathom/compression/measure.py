@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fathom.compression.pruning import multiply_accumulates, parameter_count, sparsity
+from fathom.data.bundle import DataInfo
 from fathom.runs.folder import save_weights
 from fathom.runs.run import Run
 
@@ -26,13 +27,16 @@ def size_on_disk(model: nn.Module) -> int:
         return file.stat().st_size
 
 
-def describe_model(model: nn.Module, input_shape: list[int] | None) -> dict[str, Any]:
-    """Parameters, MACs (per example), sparsity and size on disk of a model."""
+def describe_model(model: nn.Module, info: DataInfo) -> dict[str, Any]:
+    """Parameters, MACs (per example of the run's data), sparsity and size on disk of a model."""
+    from fathom.export.checks import example_inputs
+
     if hasattr(model, "source_parameters"):  # int8 ONNX: counted on the fp32 graph it came from
         parameters, macs, zeros = model.source_parameters, model.source_macs, None
     else:
         parameters, zeros = parameter_count(model), sparsity(model)
-        macs = multiply_accumulates(model, input_shape) if input_shape else None
+        shape = list(info.input_shape or [])
+        macs = multiply_accumulates(model, shape, example_inputs(info, 1)) if shape else None
     return {"parameters": parameters, "macs": macs, "sparsity": zeros, "bytes": size_on_disk(model)}
 
 

@@ -137,7 +137,7 @@ def pruning_step(run: Run, plan: CompressionPlan, index: int) -> Any:
             pruned, details = stages.prune_unstructured(
                 working, config, bundle, amount, plan.prune_scope, plan.finetune_epochs
             )
-        measured = describe_model(pruned, list(run.info.input_shape or []))
+        measured = describe_model(pruned, run.info)
         timing = latencies({"step": pruned}, test_inputs(run), rounds=5)["step"]
         return pruned, config, {"amount": round(amount, 6), "structured": plan.structured,
                                 "finetune_epochs": plan.finetune_epochs, **details, **measured,
@@ -151,11 +151,10 @@ def summarise(
     history: list[Stage],
 ) -> dict[str, Any]:  # fmt: skip
     """compression.json: the plan, each stage, and before/after measurements side by side."""
-    shape = list(run.info.input_shape or [])
     inputs = test_inputs(run)
     timing = latencies({"before": run.model, "after": model}, inputs)
-    before = {**describe_model(run.model, shape), **timing["before"]}
-    after = {**describe_model(model, shape), **timing["after"]}
+    before = {**describe_model(run.model, run.info), **timing["before"]}
+    after = {**describe_model(model, run.info), **timing["after"]}
     before["accuracy"] = accuracy(run, run.model, "test") if run.data.test is not None else None
     after["accuracy"] = accuracy(run, model, "test") if run.data.test is not None else None
     return {

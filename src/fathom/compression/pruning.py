@@ -149,12 +149,16 @@ def parameter_count(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def multiply_accumulates(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of one example's forward pass (Torch-Pruning's counter)."""
+def multiply_accumulates(
+    model: nn.Module, input_shape: Sequence[int], example: torch.Tensor | None = None
+) -> int:
+    """Multiply-accumulates of one example's forward pass (Torch-Pruning's counter), on
+    ``example`` (token ids for a text model) or standard normals of ``input_shape``."""
     import torch_pruning as tp
 
     was_training = model.training
     model.eval()
-    macs, _ = tp.utils.count_ops_and_params(model, example_input(input_shape))
+    example = example if example is not None else example_input(input_shape)
+    macs, _ = tp.utils.count_ops_and_params(model, example)
     model.train(was_training)
     return int(macs)

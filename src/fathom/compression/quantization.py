@@ -132,12 +132,14 @@ def quantize_int8(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``run``'s model as an ``OnnxInt8Model`` recorded in its lineage, and what was done."""
     from fathom.compression.pruning import multiply_accumulates, parameter_count
+    from fathom.export.checks import example_inputs
     from fathom.export.onnx import export_onnx
     from fathom.runs import apply_transform
 
     chosen = choose_mode(run.model, mode)
     parameters = parameter_count(run.model)
-    macs = multiply_accumulates(run.model, run.info.input_shape) if run.info.input_shape else None
+    shape = run.info.input_shape
+    macs = multiply_accumulates(run.model, shape, example_inputs(run.info, 1)) if shape else None
     with tempfile.TemporaryDirectory(prefix="fathom-quantize-") as scratch:
         fp32 = Path(scratch) / "model.onnx"
         export_onnx(run, fp32, dynamic_batch=True, inputs=calibration[0] if calibration else None)

@@ -115,7 +115,9 @@ def calibration_batches(bundle: DataBundle, count: int = 8, size: int = 64) -> l
     order = torch.randperm(total, generator=generator)[: count * size].tolist()
     train = bundle.train
     if isinstance(train, Split):
-        inputs = train.inputs[order].float()
+        inputs = train.inputs[order]
     else:  # a split read lazily (image folders)
-        inputs = torch.stack([train[index][0] for index in order]).float()
+        inputs = torch.stack([train[index][0] for index in order])
+    if inputs.dtype not in (torch.int64, torch.int32):  # token ids stay integers
+        inputs = inputs.float()
     return [batch for batch in inputs.split(size) if len(batch)]
