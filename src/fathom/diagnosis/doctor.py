@@ -84,6 +84,13 @@ class Facts:
     def series(self, records: list[dict[str, Any]], key: str) -> list[float]:
         return [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
 
+    def training_losses(self) -> list[float]:
+        """The training loss over the run: the logged averages, or, when a short run logged fewer
+        than four, the losses of the sampled batches (one batch each, but more points)."""
+        logged = self.series(self.train, "loss")
+        sampled = self.series(self.samples, "loss")
+        return logged if len(logged) >= 4 or len(sampled) <= len(logged) else sampled
+
     def layer_values(self, key: str, samples: list[dict[str, Any]] | None = None) -> dict:
         """``{layer: [value per sample]}`` for one statistic, layers in execution order."""
         values: dict[str, list[float]] = {}
@@ -160,6 +167,8 @@ def not_checked(facts: Facts) -> list[str]:
             "leakage: the search for copies across splits did not fit this short run's time "
             "budget; 'fathom doctor RUN' runs it"
         )
+    if facts.classifier and facts.train and len(facts.training_losses()) < 4:
+        notes.append("underfitting: too few training losses to tell a plateau from a short run")
     if facts.run and not facts.samples:
         notes.append("layer statistics: the run was too short to sample within the time budget")
     return notes

@@ -1,0 +1,86 @@
+"""Rules fixed after the CLI sabotage table (bench/sabotage.py --cli-only): each case is the shape
+of records a real run left, reduced to what the rule reads."""
+
+from __future__ import annotations
+
+from fathom.diagnosis.doctor import diagnose_records
+
+
+def run_record(**facts):
+    return {"kind": "run", "lr": 0.01, "weight_decay": 0.0, "grad_clip_norm": None, "epochs": 2,
+            "validation": True, "optimizer": "adamw", "optimizers": 1,
+            "model": {"name": "mlp", "hidden": [64]}, **facts}  # fmt: skip
+
+
+def samples(losses, ratios, grad_norms=None):
+    """One sample per loss: three layers with that update ratio (and gradient norm)."""
+    grad_norms = grad_norms or [1.0] * len(losses)
+    return [
+        {"kind": "sample", "step": 2 + 11 * i, "loss": loss,
+         "layers": {name: {"grad_norm": norm, "update_ratio": ratio, "std": 1.0}
+                    for name in ("a", "b", "c")}}
+        for i, (loss, ratio, norm) in enumerate(zip(losses, ratios, grad_norms, strict=True))
+    ]  # fmt: skip
+
+
+def keys(records, metrics=(), classifier=True):
+    return [d.key for d in diagnose_records(records, list(metrics), classifier)]
+
+
+def test_one_gradient_spike_is_not_exploding_gradients():
+    """A GAN's discriminator spikes for a step when the generator catches up (mnist-gan, 300
+    steps: 3 samples of 27 above 100); lasting norms above 100 still are exploding gradients."""
+    norms = [5.0] * 24 + [350.0, 200.0, 217.0]
+    spiky = samples([0.1] * 27, [3e-3] * 27, norms)
+    assert "exploding_gradients" not in keys([run_record(), *spiky], classifier=False)
+    lasting = samples([0.1] * 4, [3e-3] * 4, [350.0, 400.0, 5.0, 300.0])
+    assert "exploding_gradients" in keys([run_record(), *lasting], classifier=False)
+
+
+def test_large_steps_under_a_loss_that_falls_well_are_not_too_high_a_rate():
+    """The char-LM recipe (Muon), 30 steps: update ratios of 0.1 while the loss fell 4.2 -> 2.5,
+    one logged loss: the sampled batches' losses give the trend."""
+    first = {"kind": "first_loss", "step": 1, "loss": 4.23}
+    muon = run_record(optimizer="muon", lr=0.0004)
+    healthy = samples([4.07, 2.77, 2.54], [0.008, 0.08, 0.10])
+    one_log = [{"kind": "train", "loss": 3.0, "lr": 0.004}]
+    assert keys([muon, first, *healthy], one_log, classifier=False) == []
+    stalled = samples([3.79, 3.43, 3.29], [0.13, 0.09, 0.03])  # AdamW lr 0.05: stuck at 3.3
+    assert keys([muon, first, *stalled], one_log, classifier=False) == ["lr_too_high"]
+
+
+def test_a_loss_that_rose_in_the_first_steps_is_too_high_a_rate():
+    """ResNet on an image folder, AdamW lr 0.5: the loss doubled at once, then sat at chance
+    (log 2) with update ratios just under 0.1 by the end of the one-cycle warmup."""
+    first = {"kind": "first_loss", "step": 1, "loss": 0.736}
+    rose = samples([1.60, 0.70, 0.67], [0.085, 0.006, 5e-5])
+    metrics = [{"kind": "train", "loss": loss, "accuracy": 0.5, "lr": 0.5}
+               for loss in (1.718, 1.057, 0.989, 0.704, 0.687)]  # fmt: skip
+    data = {"kind": "data", "class_counts": [100, 100]}
+    found = diagnose_records([run_record(), data, first, *rose], metrics)
+    assert [d.key for d in found] == ["lr_too_high"]
+    assert "rose from" in found[0].evidence
+
+
+def test_the_lower_learning_rate_is_measured_where_the_finder_can_sweep():
+    """optim.lr=auto (the LR finder on the rerun's own model and data) for one optimizer; a rate
+    scaled from the update sizes where the finder cannot sweep (Muon's two rates, a GAN)."""
+    first = {"kind": "first_loss", "step": 1, "loss": 2.3}
+    stuck = samples([2.3, 2.3, 2.3], [0.5, 0.5, 0.5])
+    adamw = diagnose_records([run_record(), first, *stuck], [], classifier=False)
+    assert adamw[0].key == "lr_too_high" and adamw[0].overrides == ["optim.lr=auto"]
+    for other in (run_record(optimizer="muon"), run_record(optimizers=2)):
+        scaled = diagnose_records([other, first, *stuck], [], classifier=False)[0].overrides
+        assert len(scaled) == 1 and scaled[0].startswith("optim.lr=") and "auto" not in scaled[0]
+
+
+def test_underfitting_needs_a_plateau_not_a_short_run():
+    """cifar10-speed cut to 10 steps logs two losses: whether the loss still falls cannot be
+    told, so underfitting is not claimed, and the skipped check is said."""
+    data = {"kind": "data", "class_counts": [100] * 10}
+    two = [{"kind": "train", "loss": loss, "accuracy": 0.3, "lr": 0.1} for loss in (2.1, 1.8)]
+    diagnoses = diagnose_records([run_record(validation=False), data], two)
+    assert list(diagnoses) == []
+    assert any(note.startswith("underfitting") for note in diagnoses.not_checked)
+    flat = [{"kind": "train", "loss": 1.8, "accuracy": 0.3, "lr": 0.1} for _ in range(6)]
+    assert keys([run_record(validation=False), data], flat) == ["underfitting"]
