@@ -84,3 +84,39 @@ def test_underfitting_needs_a_plateau_not_a_short_run():
     assert any(note.startswith("underfitting") for note in diagnoses.not_checked)
     flat = [{"kind": "train", "loss": 1.8, "accuracy": 0.3, "lr": 0.1} for _ in range(6)]
     assert keys([run_record(validation=False), data], flat) == ["underfitting"]
+
+
+def test_underfitting_is_judged_against_the_most_common_class():
+    """Adult: ~85% training accuracy is near the best for the data (76% earn <=50K), not
+    underfitting; 20% on ten balanced classes is."""
+    flat = [{"kind": "train", "loss": 0.33, "accuracy": 0.848, "lr": 1e-3} for _ in range(6)]
+    adult = {"kind": "data", "class_counts": [760, 240]}
+    assert keys([run_record(), adult], flat) == []
+    weak = [{**record, "loss": 2.0, "accuracy": 0.2} for record in flat]
+    digits = {"kind": "data", "class_counts": [100] * 10}
+    found = diagnose_records([run_record(), digits], weak)
+    assert [d.key for d in found] == ["underfitting"] and "10.0%" in found[0].evidence
+
+
+def test_large_ids_survive_standardisation_and_copies_are_still_found():
+    """Adult with every row twice and an id column (0..65,000): standardised in float32, the ids
+    come back only to ~1e-3, which the id detection must still take for integers."""
+    import torch
+
+    from fathom.data.bundle import DataBundle, DataInfo, Split
+    from fathom.diagnosis.datachecks import check_bundle
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(300, 3, generator=generator)
+    ids = (torch.arange(300, dtype=torch.float64) * 217 + 3).unsqueeze(1)  # 3 .. 64,886
+    mean, std = ids.mean().item(), ids.std().item()
+    train = Split(torch.cat([((ids - mean) / std).float(), features], 1),
+                  torch.randint(0, 2, (300,), generator=generator))  # fmt: skip
+    copies = torch.cat([((ids[:40] + 1 - mean) / std).float(), features[:40]], 1)
+    info = DataInfo("table", "classification", (4,), num_classes=2,
+                    feature_names=["id", "a", "b", "c"])  # fmt: skip
+    info.normalization = {"mean": [mean, 0.0, 0.0, 0.0], "std": [std, 1.0, 1.0, 1.0]}
+    bundle = DataBundle(info, train, None, Split(copies, train.targets[:40]))
+    record = {"kind": "data", **check_bundle(bundle)}
+    assert record["duplicates"]["test"]["in_train"] == 40
+    assert record["duplicates"]["test"]["ignoring"] == ["id"]

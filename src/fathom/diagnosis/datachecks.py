@@ -116,8 +116,9 @@ def id_columns(bundle: DataBundle) -> list[int]:
     found = []
     for column in range(values.shape[1]):
         raw = values[:, column]
-        integral = bool(((raw - raw.round()).abs() < 1e-3).all())
-        if integral and len(torch.unique(raw)) == len(raw):
+        # float32 standardised values give back large ids only to ~1e-7 of their size
+        integral = bool(((raw - raw.round()).abs() < 1e-3 + 1e-6 * raw.abs()).all())
+        if integral and len(torch.unique(raw.round())) == len(raw):
             found.append(column)
     return found
 

@@ -222,16 +222,17 @@ CLI_COMMON = ["train.threads=1", "run.progress=none"]
 CLI_FAULTS: list[CliFault] = [
     CliFault("cnn_healthy", "the embedded default, 6 epochs", None, ["train.epochs=6"], None),
     CliFault("cnn_lr_low", "CNN on digits, AdamW lr 3e-6", None,
-             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low"),
+             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low",
+             reference="cnn_healthy"),
     CliFault("cnn_diverges", "CNN on digits, SGD lr 40 (NaN)", None,
              ["train.epochs=6", "optim.name=sgd", "optim.lr=40", "schedule.name=constant"],
-             "non_finite"),
+             "non_finite", reference="cnn_healthy"),
     CliFault("mlp_underfit", "MLP with a 1-unit GELU hidden layer on digits", None,
              ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8"], "underfitting",
-             "mlp"),
+             "mlp", reference="cnn_healthy"),
     CliFault("mlp_no_validation", "the same, no validation split", None,
              ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8",
-              "data.val_fraction=0"], "underfitting", "mlp"),
+              "data.val_fraction=0"], "underfitting", "mlp", reference="cnn_healthy"),
 ]  # fmt: skip
 """Small enough for the tests (seconds each on digits); ``CLI_BENCH_FAULTS`` are the larger ones
 that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
