@@ -39,7 +39,7 @@ from common import (  # noqa: E402
 from fathom.api.inspection import run_planted_fault  # noqa: E402
 from fathom.diagnosis import sabotage  # noqa: E402
 from fathom.diagnosis.doctor import read_diagnosis  # noqa: E402
-from fathom.errors import TrainingDiverged  # noqa: E402
+from fathom.errors import FathomError, TrainingDiverged  # noqa: E402
 
 
 def run_setup(setup: sabotage.Setup, seed: int) -> tuple[list[str], float | None]:
@@ -185,7 +185,10 @@ def cli_row(fault: sabotage.CliFault, tables: str, healthy: dict[str, Any]) -> d
            "false_alarms": [key for key in keys if key != fault.expected],
            "metric": metric, "score": score, "remedy": remedy}  # fmt: skip
     if remedy and fault.repairable:
-        after_keys, _, after_test = train_cli(fault, remedy, tables)
+        try:
+            after_keys, _, after_test = train_cli(fault, remedy, tables)
+        except FathomError as error:  # a remedy the config refuses is a failed remedy
+            after_keys, after_test = [f"refused: {error}"], {}
         after_metric, after = _score(after_test)
         reference = healthy.get("score")
         row.update(remedy_removed_fault=fault.expected not in after_keys, score_after=after,

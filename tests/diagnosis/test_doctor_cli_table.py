@@ -120,3 +120,18 @@ def test_large_ids_survive_standardisation_and_copies_are_still_found():
     record = {"kind": "data", **check_bundle(bundle)}
     assert record["duplicates"]["test"]["in_train"] == 40
     assert record["duplicates"]["test"]["ignoring"] == ["id"]
+
+
+def test_a_low_rate_is_scaled_from_the_rate_in_force_at_each_sample():
+    """ResNet-8 on MNIST at SGD lr 1e-5, one-cycle, one log line at the end of the schedule
+    (lr ~0): the remedy was optim.lr=0, which the config refuses. The samples' own rates (the
+    one-cycle's start is 1/25 of optim.lr) give the rate for a healthy update ratio."""
+    first = {"kind": "first_loss", "step": 1, "loss": 2.43}
+    low = samples([2.31, 2.41, 2.33], [3e-9, 3e-7, 3e-7])
+    for sample, rate in zip(low, (4e-7, 1e-5, 1e-5), strict=True):
+        sample["lr"] = rate
+    end = [{"kind": "train", "loss": 2.38, "accuracy": 0.11, "lr": 0.0}]
+    run = run_record(base_lr=1e-5, lr=4e-7, optimizer="sgd")
+    found = diagnose_records([run, first, *low], end, classifier=False)
+    assert [d.key for d in found] == ["lr_too_low"]
+    assert found[0].overrides == ["optim.lr=0.1"]  # 1e-5 x 3e-3 / 3e-7; not 0, not 1e-5 x 1e4

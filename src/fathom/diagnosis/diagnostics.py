@@ -265,7 +265,7 @@ class Diagnostics(Callback):
             }
         loss = None if trainer.last_loss is None else _clean(float(trainer.last_loss))  # a trend
         record = {"kind": "sample", "step": trainer.state.step, "epoch": trainer.state.epoch}
-        self._write({**record, "loss": loss, "layers": layers})
+        self._write({**record, "loss": loss, "lr": trainer.current_lr(), "layers": layers})
         self._last_sample = trainer.state.step
         self._sample_cost = self._sample_seconds + time.perf_counter() - started
 

@@ -123,9 +123,11 @@ def stronger_weight_decay(facts: Facts) -> list[str]:
 def learning_rate(facts: Facts, ratio: float, low: float, high: float) -> list[str]:
     """The run's learning rate times what brings ``ratio`` to a healthy one, within [low, high]."""
     rate = facts.learning_rate()
-    if rate is None or not ratio > 0:
+    if not rate or not ratio > 0:
         return []
-    factor = min(max(HEALTHY_UPDATE_RATIO / ratio, low), high)
+    wanted = facts.rate_for_ratio(HEALTHY_UPDATE_RATIO)
+    factor = wanted / rate if wanted else HEALTHY_UPDATE_RATIO / ratio
+    factor = min(max(factor, low), high)
     return [f"optim.lr={rate * factor:.2g}"]
 
 

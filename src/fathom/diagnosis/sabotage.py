@@ -238,6 +238,7 @@ CLI_FAULTS: list[CliFault] = [
 that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
 the shared datasets)."""
 
+_RESNET = ["data.limit=6000", "train.epochs=2", "train.precision=fp32", "train.ema_decay=null"]
 CLI_BENCH_FAULTS: list[CliFault] = [
     CliFault("mnist_tiny_folder_healthy", "image folder (mnist_tiny), CNN", "DATA/mnist_tiny",
              ["train.epochs=5"], None),
@@ -245,10 +246,10 @@ CLI_BENCH_FAULTS: list[CliFault] = [
              ["train.epochs=5", "optim.name=adamw", "optim.lr=0.5"], "lr_too_high",
              reference="mnist_tiny_folder_healthy"),
     CliFault("mnist_resnet_lr_low", "ResNet-8 on MNIST (6,000 rows), SGD lr 1e-5",
-             "mnist", ["data.limit=6000", "train.epochs=1", "train.precision=fp32", "optim.lr=1e-5"],
-             "lr_too_low", "resnet8", reference="mnist_resnet_healthy"),
-    CliFault("mnist_resnet_healthy", "ResNet-8 on MNIST (6,000 rows), 1 epoch", "mnist",
-             ["data.limit=6000", "train.epochs=1", "train.precision=fp32"], None, "resnet8"),
+             "mnist", [*_RESNET, "optim.lr=1e-5"], "lr_too_low", "resnet8",
+             reference="mnist_resnet_healthy"),
+    CliFault("mnist_resnet_healthy", "ResNet-8 on MNIST (6,000 rows), 2 epochs, no EMA", "mnist",
+             _RESNET, None, "resnet8"),
     CliFault("adult_healthy", "MLP on the Adult CSV", "TABLES/adult.csv",
              ["data.target=income", "train.epochs=3"], None, "mlp"),
     CliFault("adult_lr_high", "MLP on the Adult CSV, AdamW lr 3", "TABLES/adult.csv",
