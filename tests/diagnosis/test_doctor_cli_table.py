@@ -135,3 +135,33 @@ def test_a_low_rate_is_scaled_from_the_rate_in_force_at_each_sample():
     found = diagnose_records([run, first, *low], end, classifier=False)
     assert [d.key for d in found] == ["lr_too_low"]
     assert found[0].overrides == ["optim.lr=0.1"]  # 1e-5 x 3e-3 / 3e-7; not 0, not 1e-5 x 1e4
+
+
+def test_label_noise_uses_each_class_own_confidence_as_the_bar():
+    """An LSTM on sentiment (80% of its training rows right, most at ~90%) is wrong at 60-80% on
+    the hard ones: under the bar its own classes reach on average, so not label noise. Wrong at
+    95%, above that bar, is."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from fathom.data.bundle import Split
+    from fathom.diagnosis.datachecks import example_losses
+
+    class Lookup(nn.Module):
+        def __init__(self, probabilities: list[float]) -> None:
+            super().__init__()
+            self.logits = torch.tensor([[math.log(1 - p), math.log(p)] for p in probabilities])
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return self.logits[inputs[:, 0].long()]
+
+    labels = torch.tensor([1] * 10 + [0] * 10)
+    rows = torch.arange(20.0)[:, None]
+    loose = [0.9] * 8 + [0.3, 0.3] + [0.1] * 8 + [0.7, 0.7]  # 4 rows wrong at 70%
+    record = example_losses(Lookup(loose), Split(rows, labels), torch.device("cpu"))
+    assert record["confidently_wrong"] == 0.0  # each class averages 0.78 on its own rows
+    noisy = [0.9] * 8 + [0.05, 0.05] + [0.1] * 8 + [0.95, 0.95]  # wrong at 95%
+    record = example_losses(Lookup(noisy), Split(rows, labels), torch.device("cpu"))
+    assert abs(record["confidently_wrong"] - 0.2) < 1e-6  # above the bar (0.73)
