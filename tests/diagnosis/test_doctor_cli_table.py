@@ -35,6 +35,8 @@ def test_one_gradient_spike_is_not_exploding_gradients():
     assert "exploding_gradients" not in keys([run_record(), *spiky], classifier=False)
     lasting = samples([0.1] * 4, [3e-3] * 4, [350.0, 400.0, 5.0, 300.0])
     assert "exploding_gradients" in keys([run_record(), *lasting], classifier=False)
+    two = samples([0.1] * 2, [3e-3] * 2, [227.0, 30.0])  # a short run (the planted 8-layer MLP)
+    assert "exploding_gradients" in keys([run_record(), *two], classifier=False)
 
 
 def test_large_steps_under_a_loss_that_falls_well_are_not_too_high_a_rate():
@@ -165,3 +167,21 @@ def test_label_noise_uses_each_class_own_confidence_as_the_bar():
     noisy = [0.9] * 8 + [0.05, 0.05] + [0.1] * 8 + [0.95, 0.95]  # wrong at 95%
     record = example_losses(Lookup(noisy), Split(rows, labels), torch.device("cpu"))
     assert abs(record["confidently_wrong"] - 0.2) < 1e-6  # above the bar (0.73)
+
+
+def test_a_partly_silent_relu_layer_in_a_run_that_learns_is_not_dead_relus():
+    """mnist-vae (encoder.3: 59% silent, ELBO 489 -> 233) and mnist-robust (head.1: 73%
+    silent under FGSM training, 86% test accuracy after one epoch): sparse, not broken."""
+    first = {"kind": "first_loss", "step": 1, "loss": 489.0}
+    vae = samples([468.0, 337.0, 299.0, 243.0], [0.01] * 4)
+    for sample in vae:
+        sample["layers"]["relu"] = {"dead": 0.59}
+    assert keys([run_record(), first, *vae], classifier=False) == []
+    stalled = [{**sample, "loss": 480.0} for sample in vae]
+    assert keys([run_record(), first, *stalled], classifier=False) == ["dead_relus"]
+    data = {"kind": "data", "class_counts": [100] * 10}
+    learning = [{"kind": "train", "loss": 1.5, "accuracy": 0.6, "lr": 1e-3}] * 4
+    robust = [{**sample, "layers": {**sample["layers"], "relu": {"dead": 0.73}}} for sample in vae]
+    assert keys([run_record(), data, *robust], learning) == []
+    silent = [{**sample, "layers": {**sample["layers"], "relu": {"dead": 0.95}}} for sample in vae]
+    assert keys([run_record(), data, *silent], learning) == ["dead_relus"]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 VANISHING_RATIO = 1e-3  # first-layer / last-layer gradient norm
 EXPLODING_NORM = 100.0  # a layer's gradient norm (healthy: below ~10)
 DEAD_FRACTION = 0.5
+ALL_DEAD = 0.9  # a layer this silent is broken whether or not the run learns
 SATURATED_FRACTION = 0.5
 UPDATE_RATIO_HIGH = 0.1  # update-to-weight ratio per step (healthy: about 1e-3)
 UPDATE_RATIO_LOW = 1e-4
@@ -43,9 +44,9 @@ def _median(values: list[float]) -> float:
 
 
 def _quartile(values: list[float]) -> float:
-    """The upper quartile (the value itself for one sample)."""
+    """The upper quartile, rounded up (one or two samples: their largest)."""
     ordered = sorted(values)
-    return ordered[(3 * (len(ordered) - 1)) // 4]
+    return ordered[math.ceil(0.75 * (len(ordered) - 1))]
 
 
 def non_finite(facts: Facts, found: set[str]) -> dict[str, Any] | None:
@@ -130,7 +131,21 @@ def exploding_gradients(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     }
 
 
+def _learning(facts: Facts) -> bool:
+    """Is the run learning? A classifier's training accuracy removes at least a quarter of a
+    constant guess's errors; without accuracy, the training loss fell by a third."""
+    accuracy = facts.series(facts.train, "accuracy")
+    baseline = _majority_skill(facts, accuracy[-1]) if accuracy else None
+    if baseline is not None:
+        return baseline[1] >= UNDERFIT_SKILL
+    change = _loss_change(facts)
+    return change is not None and change[1] < PROGRESS * change[0]
+
+
 def dead_relus(facts: Facts, found: set[str]) -> dict[str, Any] | None:
+    """Most units of a ReLU layer silent for a whole batch: a fault when nearly all are (the
+    layer passes nothing on) or when the run does not learn. Partly silent layers in runs that
+    learn (a VAE's encoder, adversarial training's sparse features) are left alone."""
     if found & ROOT_CAUSES:
         return None
     dead = facts.layer_values("dead", facts.late_samples())
@@ -139,6 +154,8 @@ def dead_relus(facts: Facts, found: set[str]) -> dict[str, Any] | None:
     if not bad:
         return None
     layer = max(bad, key=bad.__getitem__)
+    if bad[layer] < ALL_DEAD and _learning(facts):
+        return None  # a partly silent layer in a run that learns: sparse, not broken
     return {
         "key": "dead_relus",
         "title": "Dead ReLUs",
