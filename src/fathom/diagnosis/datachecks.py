@@ -116,8 +116,9 @@ def id_columns(bundle: DataBundle) -> list[int]:
     found = []
     for column in range(values.shape[1]):
         raw = values[:, column]
-        # float32 standardised values give back large ids only to ~1e-7 of their size
-        integral = bool(((raw - raw.round()).abs() < 1e-3 + 1e-6 * raw.abs()).all())
+        # float32 standardised values give the ids back only to ~1e-7 of the column's size
+        tolerance = 1e-3 + 1e-6 * float(raw.abs().max())
+        integral = bool(((raw - raw.round()).abs() < tolerance).all())
         if integral and len(torch.unique(raw.round())) == len(raw):
             found.append(column)
     return found
