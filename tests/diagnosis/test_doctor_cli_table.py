@@ -186,3 +186,16 @@ def test_a_partly_silent_relu_layer_in_a_run_that_learns_is_not_dead_relus():
     assert keys([run_record(), data, *robust], learning) == []
     silent = [{**sample, "layers": {**sample["layers"], "relu": {"dead": 0.95}}} for sample in vae]
     assert keys([run_record(), data, *silent], learning) == ["dead_relus"]
+
+
+def test_a_gan_discriminator_loss_falling_to_zero_is_no_progress():
+    """mnist-gan at Adam lr 0.05: update ratio 0.45 at step 2, then the discriminator wins (its
+    loss 15 -> 0) and the generator's tanh saturates. The loss trend of an adversarial task is
+    no evidence of learning, so the large steps are named (and the saturation is their symptom)."""
+    first = {"kind": "first_loss", "step": 1, "loss": 1.4}
+    gan = samples([15.1, 0.0, 1.66, 0.0, 0.0, 0.0], [0.45, 0.04, 0.08, 0.01, 0.006, 0.006])
+    for sample in gan:
+        sample["lr"] = 0.05
+    found = diagnose_records([run_record(optimizers=2, lr=0.05), first, *gan], [], False)
+    assert [d.key for d in found] == ["lr_too_high"]
+    assert found[0].overrides and found[0].overrides[0] != "optim.lr=auto"  # two optimizers

@@ -189,9 +189,11 @@ def saturated_activations(facts: Facts, found: set[str]) -> dict[str, Any] | Non
 def _loss_change(facts: Facts) -> tuple[float, float] | None:
     """(starting loss, lowest logged loss of the second half). The start is the loss of the very
     first step (before any blow-up; the first logged loss averages many steps), and for a
-    classifier at most log(classes), what an untrained one scores; old runs: the first logged."""
+    classifier at most log(classes), what an untrained one scores; old runs: the first logged.
+    None for adversarial tasks (several optimizers): the first phase's loss, a GAN
+    discriminator's, falls to zero when training fails, so it measures no progress."""
     losses = facts.training_losses()
-    if len(losses) < 2:
+    if len(losses) < 2 or facts.run.get("optimizers", 1) > 1:
         return None
     start = facts.first_loss if facts.first_loss is not None else losses[0]
     counts = facts.data.get("class_counts")
