@@ -199,3 +199,13 @@ def test_a_gan_discriminator_loss_falling_to_zero_is_no_progress():
     found = diagnose_records([run_record(optimizers=2, lr=0.05), first, *gan], [], False)
     assert [d.key for d in found] == ["lr_too_high"]
     assert found[0].overrides and found[0].overrides[0] != "optim.lr=auto"  # two optimizers
+
+
+def test_a_noisy_first_batch_is_not_a_blow_up():
+    """The nile recipe (GRU, 100 values, batches of 16): the first batch's loss 0.70, the first
+    epoch's average 1.08, the validation loss falling 0.62 -> 0.42: noise, not an overshoot."""
+    first = {"kind": "first_loss", "step": 1, "loss": 0.698}
+    small = samples([1.18, 1.08, 0.64], [0.023, 0.006, 0.0008])
+    logged = [{"kind": "train", "loss": loss, "lr": 3e-3}
+              for loss in (1.079, 0.945, 0.936, 0.905, 0.854, 0.9, 0.885, 0.837, 0.882, 0.865)]  # fmt: skip
+    assert keys([run_record(), first, *small], logged, classifier=False) == []
