@@ -209,3 +209,19 @@ def test_a_noisy_first_batch_is_not_a_blow_up():
     logged = [{"kind": "train", "loss": loss, "lr": 3e-3}
               for loss in (1.079, 0.945, 0.936, 0.905, 0.854, 0.9, 0.885, 0.837, 0.882, 0.865)]  # fmt: skip
     assert keys([run_record(), first, *small], logged, classifier=False) == []
+
+
+def test_a_run_logging_no_accuracy_is_judged_by_the_fit_end_pass():
+    """mnist-robust (FGSM training logs its adversarial loss only, 2.37 -> 1.58 in one epoch):
+    the doctor's own pass over 512 clean training rows at fit end (86% right) says it learns, so
+    head.1 at 73% silent is sparse, not dead."""
+    first = {"kind": "first_loss", "step": 1, "loss": 2.37}
+    robust = samples([2.37, 2.24, 2.06, 1.99, 1.71, 1.58], [0.01] * 6)
+    for sample in robust:
+        sample["layers"]["head.1"] = {"dead": 0.73}
+    data = {"kind": "data", "class_counts": [600] * 10}
+    logged = [{"kind": "train", "loss": loss, "lr": 1e-3} for loss in (2.0, 1.46)]
+    examples = {"kind": "examples", "count": 512, "accuracy": 0.86, "confidently_wrong": 0.0}
+    assert keys([run_record(), data, first, *robust, examples], logged) == []
+    examples["accuracy"] = 0.15
+    assert keys([run_record(), data, first, *robust, examples], logged) == ["dead_relus"]

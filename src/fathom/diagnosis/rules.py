@@ -133,10 +133,12 @@ def exploding_gradients(facts: Facts, found: set[str]) -> dict[str, Any] | None:
 
 
 def _learning(facts: Facts) -> bool:
-    """Is the run learning? A classifier's training accuracy removes at least a quarter of a
-    constant guess's errors; without accuracy, the training loss fell by a third."""
-    accuracy = facts.series(facts.train, "accuracy")
-    baseline = _majority_skill(facts, accuracy[-1]) if accuracy else None
+    """Is the run learning? A classifier's training accuracy (logged, else the doctor's own
+    fit-end pass over training rows) removes at least a quarter of a constant guess's errors;
+    without accuracy, the training loss fell by a third."""
+    logged = facts.series(facts.train, "accuracy")
+    final = logged[-1] if logged else (facts.examples or {}).get("accuracy")
+    baseline = _majority_skill(facts, final) if isinstance(final, (int, float)) else None
     if baseline is not None:
         return baseline[1] >= UNDERFIT_SKILL
     change = _loss_change(facts)
