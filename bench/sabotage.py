@@ -6,12 +6,14 @@ fault diagnosed, which other diagnoses came with it (false alarms), the test acc
 run, and after the remedy. Healthy runs (an MLP and a CNN) must get no diagnosis at all.
 
 The second table plants faults the CLI way (``fathom.diagnosis.sabotage.CLI_FAULTS`` and the
-larger ``CLI_BENCH_FAULTS``: an image folder, an LSTM on text, a GAN, the char-LM), reads the
-doctor's verdict from the run folder, and reruns with the overrides the doctor printed.
+larger ``CLI_BENCH_FAULTS``: an image folder, ResNet-8 on MNIST, the Adult CSV, an LSTM on text, a
+GAN, the char-LM, each beside a healthy run of the same setup; and ``HEALTHY_RECIPES``, every
+recipe shortened), reads the doctor's verdict from the run folder, and reruns with the overrides
+the doctor printed; "remedy_recovered" compares the rerun with the healthy row's test score.
 
     python bench/sabotage.py            # seeds 0, 1, 2, then the CLI table
     python bench/sabotage.py --quick    # seed 0, the CLI table's small faults only
-    python bench/sabotage.py --cli-only
+    python bench/sabotage.py --cli-only [--only NAME ...]   # ~30 min on 2 cores, 1 thread a run
 """
 
 from __future__ import annotations
