@@ -6,17 +6,20 @@ fault diagnosed, which other diagnoses came with it (false alarms), the test acc
 run, and after the remedy. Healthy runs (an MLP and a CNN) must get no diagnosis at all.
 
 The second table plants faults the CLI way (``fathom.diagnosis.sabotage.CLI_FAULTS`` and the
-larger ``CLI_BENCH_FAULTS``: an image folder, an LSTM on text, a GAN, the char-LM), reads the
-doctor's verdict from the run folder, and reruns with the overrides the doctor printed.
+larger ``CLI_BENCH_FAULTS``: an image folder, ResNet-8 on MNIST, the Adult CSV, an LSTM on text, a
+GAN, the char-LM, each beside a healthy run of the same setup; and ``HEALTHY_RECIPES``, every
+recipe shortened), reads the doctor's verdict from the run folder, and reruns with the overrides
+the doctor printed; "remedy_recovered" compares the rerun with the healthy row's test score.
 
     python bench/sabotage.py            # seeds 0, 1, 2, then the CLI table
     python bench/sabotage.py --quick    # seed 0, the CLI table's small faults only
-    python bench/sabotage.py --cli-only
+    python bench/sabotage.py --cli-only [--only NAME ...]   # ~30 min on 2 cores, 1 thread a run
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -38,7 +41,7 @@ from common import (  # noqa: E402
 from fathom.api.inspection import run_planted_fault  # noqa: E402
 from fathom.diagnosis import sabotage  # noqa: E402
 from fathom.diagnosis.doctor import read_diagnosis  # noqa: E402
-from fathom.errors import TrainingDiverged  # noqa: E402
+from fathom.errors import FathomError, TrainingDiverged  # noqa: E402
 
 
 def run_setup(setup: sabotage.Setup, seed: int) -> tuple[list[str], float | None]:
@@ -59,13 +62,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cli-only", action="store_true")
+    parser.add_argument("--only", nargs="+", help="CLI rows to run (names), e.g. to retry some")
     args = parser.parse_args()
     machine = start_run(1)
     seeds = [0] if args.quick else args.seeds
     faults = sabotage.CLI_FAULTS + ([] if args.quick else sabotage.CLI_BENCH_FAULTS)
-    cli_rows = [cli_row(fault) for fault in faults]
+    faults += [] if args.quick else sabotage.HEALTHY_RECIPES
+    faults = [fault for fault in faults if not args.only or fault.name in args.only]
+    with tempfile.TemporaryDirectory() as tables:
+        write_tables(Path(tables))
+        cli_rows = cli_table(faults, tables)
     if args.cli_only:
-        write_record(args.output.with_name("sabotage_cli.json"), {
+        default = args.output.name == "sabotage.json"
+        write_record(args.output.with_name("sabotage_cli.json") if default else args.output, {
             "benchmark": "sabotage_cli", "machine": machine, "rows": cli_rows,
             "load_average_end": load_average(),
         })  # fmt: skip
@@ -102,14 +111,41 @@ def main() -> None:
     })  # fmt: skip
 
 
-def train_cli(fault: sabotage.CliFault, extra: list[str]) -> tuple[list[str], list[str], Any]:
-    """(diagnosis keys, overrides printed for the expected one, test accuracy or None)."""
-    target = fault.target.replace("DATA", str(DATA_DIR)) if fault.target else None
+def write_tables(folder: Path) -> None:
+    """The CSVs the CLI rows train on: Adult with a header, Adult with every row twice and a
+    unique ``id`` column (copies across the splits that exact-row matching misses), and a
+    seasonal series."""
+    lines = [line for line in (DATA_DIR / "tabular/adult/adult.data").read_text().splitlines()
+             if line.strip()]  # fmt: skip
+    header = ("age,workclass,fnlwgt,education,education_num,marital_status,occupation,"
+              "relationship,race,sex,capital_gain,capital_loss,hours_per_week,native_country,"
+              "income")  # fmt: skip
+    rows = [",".join(field.strip() for field in line.split(",")) for line in lines]
+    (folder / "adult.csv").write_text("\n".join([header, *rows]) + "\n")
+    doubled = [f"{index},{row}" for index, row in enumerate(rows + rows)]
+    (folder / "adult_ids.csv").write_text("\n".join([f"id,{header}", *doubled]) + "\n")
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(600, generator=generator)
+    values = [10 + 0.01 * t + 3 * math.sin(2 * math.pi * t / 12) + 0.3 * float(noise[t])
+              for t in range(600)]  # fmt: skip
+    (folder / "series.csv").write_text("value\n" + "\n".join(f"{v:.4f}" for v in values) + "\n")
+
+
+def _placeholders(text: str, tables: str) -> str:
+    return text.replace("DATA", str(DATA_DIR)).replace("TABLES", tables)
+
+
+def train_cli(
+    fault: sabotage.CliFault, extra: list[str], tables: str
+) -> tuple[list[str], list[str], Any]:
+    """(diagnosis keys, overrides printed for the expected one, the test scores or {})."""
+    target = _placeholders(fault.target, tables) if fault.target else None
     with tempfile.TemporaryDirectory() as folder:
-        settings = [*fault.overrides, *extra, *sabotage.CLI_COMMON, f"run.dir={folder}",
-                    f"data.data_dir={DATA_DIR}"]  # fmt: skip
-        if target and Path(target).is_dir():
-            settings = [*settings, "data.name=folder", f"data.path={target}"]
+        settings = [*(_placeholders(item, tables) for item in fault.overrides), *extra,
+                    *sabotage.CLI_COMMON, f"run.dir={folder}", f"data.data_dir={DATA_DIR}"]  # fmt: skip
+        if target and (Path(target).is_dir() or target.endswith(".csv")):  # as `fathom train`
+            kind = "folder" if Path(target).is_dir() else "csv"
+            settings = [*settings, f"data.name={kind}", f"data.path={target}"]
             target = None
         try:
             run = fathom.fit(fault.model, target, overrides=settings)
@@ -118,22 +154,55 @@ def train_cli(fault: sabotage.CliFault, extra: list[str]) -> tuple[list[str], li
             path, test = max(Path(folder).iterdir(), key=lambda p: p.stat().st_mtime), {}
         diagnoses = list(read_diagnosis(path) or [])
     remedy = next((d.overrides for d in diagnoses if d.key == fault.expected), [])
-    return [d.key for d in diagnoses], remedy, test.get("accuracy")
+    return [d.key for d in diagnoses], remedy, test
 
 
-def cli_row(fault: sabotage.CliFault) -> dict[str, Any]:
+HIGHER_IS_BETTER = ("accuracy", "exact_match", "knn_accuracy")
+
+
+def _score(test: dict[str, Any]) -> tuple[str, float] | tuple[None, None]:
+    """The run's headline test score: accuracy where there is one, else exact match, MASE, loss."""
+    for name in ("accuracy", "exact_match", "knn_accuracy", "mase", "loss"):
+        if isinstance(test.get(name), (int, float)):
+            return name, round(float(test[name]), 4)
+    return None, None
+
+
+def cli_table(faults: list[sabotage.CliFault], tables: str) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for fault in sorted(faults, key=lambda fault: fault.expected is not None):  # healthy first
+        reference = rows.get(fault.reference or "", {})
+        rows[fault.name] = cli_row(fault, tables, reference)
+    return [rows[fault.name] for fault in faults]
+
+
+def cli_row(fault: sabotage.CliFault, tables: str, healthy: dict[str, Any]) -> dict[str, Any]:
+    """One CLI row; ``healthy``: the row of the healthy run the repaired one must come within
+    5 points of (an accuracy-like score, higher is better)."""
     started = time.perf_counter()
-    keys, remedy, accuracy = train_cli(fault, [])
+    keys, remedy, test = train_cli(fault, [], tables)
+    metric, score = _score(test)
     row = {"fault": fault.name, "planted": fault.description, "expected": fault.expected,
            "found": fault.expected in keys if fault.expected else not keys,
            "false_alarms": [key for key in keys if key != fault.expected],
-           "accuracy": accuracy, "remedy": remedy}  # fmt: skip
-    if remedy:
-        after_keys, _, after = train_cli(fault, remedy)
-        row.update(remedy_removed_fault=fault.expected not in after_keys, accuracy_after=after)
+           "metric": metric, "score": score, "remedy": remedy}  # fmt: skip
+    if remedy and fault.repairable:
+        try:
+            after_keys, _, after_test = train_cli(fault, remedy, tables)
+        except FathomError as error:  # a remedy the config refuses is a failed remedy
+            after_keys, after_test = [f"refused: {error}"], {}
+        after_metric, after = _score(after_test)
+        reference = healthy.get("score")
+        row.update(remedy_removed_fault=fault.expected not in after_keys, score_after=after,
+                   healthy_score=reference, after_keys=after_keys)  # fmt: skip
+        if reference is not None and healthy.get("metric") in HIGHER_IS_BETTER:
+            same = after_metric == healthy["metric"] and after is not None
+            recovered = same and after > reference - 0.05
+            row["remedy_recovered"] = recovered and row["remedy_removed_fault"]
     row["seconds"] = round(time.perf_counter() - started, 1)
-    print(f"{fault.name:28s} found {row['found']}  alarms {row['false_alarms']}  acc {accuracy}"
-          f"  remedy {remedy} -> {row.get('accuracy_after')}", flush=True)  # fmt: skip
+    print(f"{fault.name:28s} found {row['found']}  alarms {row['false_alarms']}  {metric} {score}"
+          f"  remedy {remedy} -> {row.get('score_after')} (healthy {healthy.get('score')})"
+          f"  {row['seconds']} s", flush=True)  # fmt: skip
     return row
 
 

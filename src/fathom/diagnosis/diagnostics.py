@@ -3,9 +3,8 @@
 On a sampled step forward hooks (registered for that step only) record each leaf layer's activation
 mean/std (the first tensor of a recurrent layer's tuple), its dead-ReLU fraction and sigmoid/tanh
 saturation; ``after_backward`` records per-layer gradient norms (as the optimizer sees them:
-unscaled, and after clipping when clipping is on); ``batch_end`` weight norms and update-to-weight
-ratios. Data checks run once at fit start and per-example training losses once at fit end, both on
-bounded subsets. **Cost**: the callback times itself and samples only while its total time stays
+unscaled, and after clipping when clipping is on); ``batch_end`` weight norms, update-to-weight
+ratios and the batch's loss. Data checks and per-example losses run at fit end, bounded. **Cost**: the callback times itself and samples only while its total time stays
 within ``budget`` (5%) of the training time measured so far, so its cost is proportional to training
 whatever the model or data size; the figures are drawn at fit end only when the budget leaves room
 (``fathom doctor RUN`` draws them always). Everything goes to ``RUN/diagnostics.jsonl``; at fit end
@@ -269,8 +268,9 @@ class Diagnostics(Callback):
                 "type": kind,
                 **{k: _clean(v) for k, v in zip(names, values, strict=True)},
             }
+        loss = None if trainer.last_loss is None else _clean(float(trainer.last_loss))  # a trend
         record = {"kind": "sample", "step": trainer.state.step, "epoch": trainer.state.epoch}
-        self._write({**record, "layers": layers})
+        self._write({**record, "loss": loss, "lr": trainer.current_lr(), "layers": layers})
         self._last_sample = trainer.state.step
         self._sample_cost = self._sample_seconds + time.perf_counter() - started
 

@@ -84,6 +84,13 @@ class Facts:
     def series(self, records: list[dict[str, Any]], key: str) -> list[float]:
         return [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
 
+    def training_losses(self) -> list[float]:
+        """The training loss over the run: the logged averages, or, when a short run logged fewer
+        than four, the losses of the sampled batches (one batch each, but more points)."""
+        logged = self.series(self.train, "loss")
+        sampled = self.series(self.samples, "loss")
+        return logged if len(logged) >= 4 or len(sampled) <= len(logged) else sampled
+
     def layer_values(self, key: str, samples: list[dict[str, Any]] | None = None) -> dict:
         """``{layer: [value per sample]}`` for one statistic, layers in execution order."""
         values: dict[str, list[float]] = {}
@@ -96,8 +103,9 @@ class Facts:
     def late_samples(self) -> list[dict[str, Any]]:
         return self.samples[len(self.samples) // 2 :]
 
-    def early_update_ratios(self) -> list[float]:
-        """Per-sample median update-to-weight ratios of the first (up to 10) samples."""
+    def early_update_ratios(self, with_rates: bool = False) -> list[Any]:
+        """Per-sample median update-to-weight ratios of the first (up to 10) samples
+        (``with_rates``: pairs of (ratio, learning rate in force at that sample or None))."""
         medians = []
         for sample in self.samples[:10]:
             ratios = [
@@ -106,7 +114,8 @@ class Facts:
                 if isinstance(stats.get("update_ratio"), (int, float))
             ]
             if ratios:
-                medians.append(statistics.median(ratios))
+                median = statistics.median(ratios)
+                medians.append((median, _number(sample.get("lr"))) if with_rates else median)
         return medians
 
     def median_update_ratio(self) -> float | None:
@@ -119,9 +128,22 @@ class Facts:
         return max(medians) if medians else None
 
     def learning_rate(self) -> float | None:
-        """The largest learning rate logged (the run's setting when nothing was logged)."""
+        """The run's ``optim.lr`` (the schedule's base rate), else the largest rate logged (a
+        short run's only log line may fall at the end of a decayed schedule, near zero)."""
         rates = self.series(self.train, "lr")
-        return max(rates) if rates else _number(self.run.get("lr"))
+        base = _number(self.run.get("base_lr"))
+        return base or (max(rates) if rates else _number(self.run.get("lr")))
+
+    def rate_for_ratio(self, target: float) -> float | None:
+        """The rate that would have given the early samples the update ratio ``target``, each
+        taken at the rate in force at that sample (a warmup's or one-cycle's start is far
+        below ``optim.lr``): the median over samples; None when the samples hold no rate."""
+        wanted = [
+            rate * target / ratio
+            for ratio, rate in self.early_update_ratios(with_rates=True)
+            if rate and ratio > 0
+        ]
+        return statistics.median(wanted) if wanted else None
 
     def validation(self) -> bool:
         """Was there a validation split? (Runs recorded before this fact: any val metrics.)"""
@@ -160,6 +182,8 @@ def not_checked(facts: Facts) -> list[str]:
             "leakage: the search for copies across splits did not fit this short run's time "
             "budget; 'fathom doctor RUN' runs it"
         )
+    if facts.classifier and facts.train and len(facts.training_losses()) < 4:
+        notes.append("underfitting: too few training losses to tell a plateau from a short run")
     if facts.run and not facts.samples:
         notes.append("layer statistics: the run was too short to sample within the time budget")
     return notes

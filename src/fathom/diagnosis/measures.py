@@ -71,8 +71,10 @@ def run_facts(trainer: Trainer, bundle: DataBundle | None) -> dict[str, Any]:
         "kind": "run",
         "step": trainer.state.step,
         "lr": float(group.get("lr", 0.0)),
+        "base_lr": float(group.get("initial_lr", group.get("lr", 0.0))),  # optim.lr
         "weight_decay": float(group.get("weight_decay", 0.0) or 0.0),
         "optimizer": type(optimizer).__name__.lower(),
+        "optimizers": len(trainer.optimizers),
         "grad_clip_norm": getattr(trainer.clipper, "max_norm", None),
         "epochs": trainer.epochs,
         "max_steps": config.max_steps,

@@ -123,10 +123,21 @@ def stronger_weight_decay(facts: Facts) -> list[str]:
 def learning_rate(facts: Facts, ratio: float, low: float, high: float) -> list[str]:
     """The run's learning rate times what brings ``ratio`` to a healthy one, within [low, high]."""
     rate = facts.learning_rate()
-    if rate is None or not ratio > 0:
+    if not rate or not ratio > 0:
         return []
-    factor = min(max(HEALTHY_UPDATE_RATIO / ratio, low), high)
+    wanted = facts.rate_for_ratio(HEALTHY_UPDATE_RATIO)
+    factor = wanted / rate if wanted else HEALTHY_UPDATE_RATIO / ratio
+    factor = min(max(factor, low), high)
     return [f"optim.lr={rate * factor:.2g}"]
+
+
+def lower_learning_rate(facts: Facts, ratio: float | None) -> list[str]:
+    """For a learning rate too high: the LR finder's choice on the rerun (``optim.lr=auto``,
+    measured on the run's own model and data) where it can sweep (one optimizer, not Muon),
+    else the run's rate scaled to a healthy update ratio."""
+    if facts.run.get("optimizers", 2) == 1 and facts.run.get("optimizer") != "muon":
+        return ["optim.lr=auto"]
+    return learning_rate(facts, ratio, 1e-4, 0.1) if ratio else learning_rate(facts, 1, 0.1, 0.1)
 
 
 def after_divergence(facts: Facts) -> list[str]:

@@ -215,46 +215,106 @@ class CliFault:
     expected: str | None
     model: str | None = None  # fathom train --model NAME
     repairable: bool = True
+    reference: str | None = None  # the healthy row whose score the repaired run must come near
 
 
 CLI_COMMON = ["train.threads=1", "run.progress=none"]
 CLI_FAULTS: list[CliFault] = [
     CliFault("cnn_healthy", "the embedded default, 6 epochs", None, ["train.epochs=6"], None),
     CliFault("cnn_lr_low", "CNN on digits, AdamW lr 3e-6", None,
-             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low"),
+             ["train.epochs=6", "optim.lr=3e-6", "schedule.name=constant"], "lr_too_low",
+             reference="cnn_healthy"),
     CliFault("cnn_diverges", "CNN on digits, SGD lr 40 (NaN)", None,
              ["train.epochs=6", "optim.name=sgd", "optim.lr=40", "schedule.name=constant"],
-             "non_finite"),
+             "non_finite", reference="cnn_healthy"),
     CliFault("mlp_underfit", "MLP with a 1-unit GELU hidden layer on digits", None,
              ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8"], "underfitting",
-             "mlp"),
+             "mlp", reference="cnn_healthy"),
     CliFault("mlp_no_validation", "the same, no validation split", None,
              ["model.hidden=[1]", "model.activation=gelu", "train.epochs=8",
-              "data.val_fraction=0"], "underfitting", "mlp"),
+              "data.val_fraction=0"], "underfitting", "mlp", reference="cnn_healthy"),
 ]  # fmt: skip
 """Small enough for the tests (seconds each on digits); ``CLI_BENCH_FAULTS`` are the larger ones
 that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
 the shared datasets)."""
 
+_RESNET = ["data.limit=6000", "train.epochs=2", "train.precision=fp32", "train.ema_decay=null"]
 CLI_BENCH_FAULTS: list[CliFault] = [
     CliFault("mnist_tiny_folder_healthy", "image folder (mnist_tiny), CNN", "DATA/mnist_tiny",
              ["train.epochs=5"], None),
     CliFault("mnist_tiny_folder_lr_high", "image folder, AdamW lr 0.5", "DATA/mnist_tiny",
-             ["train.epochs=5", "optim.name=adamw", "optim.lr=0.5"], "lr_too_high"),
+             ["train.epochs=5", "optim.name=adamw", "optim.lr=0.5"], "lr_too_high",
+             reference="mnist_tiny_folder_healthy"),
+    CliFault("mnist_resnet_lr_low", "ResNet-8 on MNIST (6,000 rows), SGD lr 1e-5",
+             "mnist", [*_RESNET, "optim.lr=1e-5"], "lr_too_low", "resnet8",
+             reference="mnist_resnet_healthy"),
+    CliFault("mnist_resnet_healthy", "ResNet-8 on MNIST (6,000 rows), 2 epochs, no EMA", "mnist",
+             _RESNET, None, "resnet8"),
+    CliFault("adult_healthy", "MLP on the Adult CSV", "TABLES/adult.csv",
+             ["data.target=income", "train.epochs=3"], None, "mlp"),
+    CliFault("adult_lr_high", "MLP on the Adult CSV, AdamW lr 3", "TABLES/adult.csv",
+             ["data.target=income", "train.epochs=3", "optim.name=adamw", "optim.lr=3"],
+             "lr_too_high", "mlp", reference="adult_healthy"),
+    CliFault("adult_duplicated_with_id", "Adult CSV, every row twice, a unique id column",
+             "TABLES/adult_ids.csv", ["data.target=income", "train.epochs=3"], "leakage", "mlp",
+             repairable=False),
     CliFault("sentiment_healthy", "sentiment recipe, 2 epochs", "sentiment", ["train.epochs=2"],
              None),
+    CliFault("sentiment_lstm_healthy", "LSTM on sentiment, AdamW lr 1e-3, 4 epochs", "sentiment",
+             ["train.epochs=4"], None, "lstm"),
     CliFault("sentiment_lstm_sgd_lr5", "LSTM on sentiment, SGD lr 5", "sentiment",
-             ["train.epochs=2", "optim.name=sgd", "optim.lr=5", "optim.weight_decay=0"],
-             "lr_too_high", "lstm"),
+             ["train.epochs=4", "optim.name=sgd", "optim.lr=5", "optim.weight_decay=0"],
+             "lr_too_high", "lstm", reference="sentiment_lstm_healthy"),
     CliFault("gan_healthy", "mnist-gan recipe, 300 steps", "mnist",
              ["recipe=mnist-gan", "train.max_steps=300", "data.limit=12000"], None),
+    CliFault("gan_lr_high", "mnist-gan, Adam lr 0.05", "mnist",
+             ["recipe=mnist-gan", "train.max_steps=300", "data.limit=12000", "optim.lr=0.05"],
+             "lr_too_high", repairable=False),
     CliFault("charlm_healthy", "tinyshakespeare recipe, 30 steps, fp32", "tinyshakespeare",
              ["train.max_steps=30", "train.precision=fp32"], None),
     CliFault("charlm_adamw_lr005", "char-LM, AdamW lr 0.05 (clipped)", "tinyshakespeare",
              ["train.max_steps=30", "train.precision=fp32", "optim.name=adamw", "optim.lr=0.05"],
-             "lr_too_high"),
+             "lr_too_high", reference="charlm_healthy"),
+]  # fmt: skip
+
+_MNIST = ["data.limit=6000", "train.epochs=1"]
+RECIPE_SETTINGS: dict[str, list[str]] = {
+    "arithmetic": ["data.size=6000", "train.epochs=4"],
+    "cifar10-byol": ["data.limit=2000", "train.max_steps=15", "task.knn_bank=1000"],
+    "cifar10-simclr": ["data.limit=2000", "train.max_steps=15", "task.knn_bank=1000"],
+    "cifar10-speed": ["data.limit=5000", "train.epochs=2", "train.compile=false"],
+    "cifar10": ["data.limit=5000", "train.epochs=2"],
+    "co2": ["train.epochs=10"],
+    "dates": ["train.epochs=1"],
+    "digits": ["train.epochs=10"],
+    "elnino": ["train.epochs=10"],
+    "folder": ["data.path=DATA/mnist_tiny/train", "train.epochs=5"],
+    "mnist-byol": [*_MNIST, "task.knn_bank=1000"],
+    "mnist-diffusion": ["data.limit=2000", "train.max_steps=30"],
+    "mnist-fast": _MNIST,
+    "mnist-gan": ["data.limit=12000", "train.max_steps=300"],
+    "mnist-robust": _MNIST,
+    "mnist-simclr": [*_MNIST, "task.knn_bank=1000"],
+    "mnist-speed": [*_MNIST, "train.compile=false"],
+    "mnist-vae": _MNIST,
+    "mnist": _MNIST,
+    "nile": ["train.epochs=10"],
+    "sentiment-mlm": ["train.epochs=2"],
+    "sentiment": ["train.epochs=2"],
+    "series": ["data.path=TABLES/series.csv", "data.column=value", "train.epochs=10"],
+    "sunspots": ["train.epochs=10"],
+    "tinyshakespeare-5min": ["train.max_steps=30"],
+    "tinyshakespeare": ["train.max_steps=30"],
+}
+"""Every recipe, shortened to well under a minute of CPU (``TABLES``: the folder where
+``bench/sabotage.py`` writes its CSVs): each must end with no diagnosis."""
+HEALTHY_RECIPES: list[CliFault] = [
+    CliFault(f"recipe_{name}", f"the {name} recipe, shortened", None, [f"recipe={name}", *settings],
+             None)
+    for name, settings in RECIPE_SETTINGS.items()
 ]  # fmt: skip
 
 
 def cli_fault(name: str) -> CliFault:
-    return next(fault for fault in CLI_FAULTS if fault.name == name)
+    every = [*CLI_FAULTS, *CLI_BENCH_FAULTS, *HEALTHY_RECIPES]
+    return next(fault for fault in every if fault.name == name)
