@@ -76,3 +76,39 @@ def test_cached_feature_extraction_from_pretrained_minilm(tmp_path):
     assert torch.equal(loaded.model.state_dict()["features." + layer], package_weights[layer])
     inputs = run.data.test.inputs
     assert torch.allclose(loaded.predict(inputs), run.predict(inputs), atol=1e-6)
+
+
+def test_trailing_padding_is_dropped_and_changes_nothing() -> None:
+    from fathom.models.minilm import without_trailing_padding
+
+    torch.manual_seed(0)
+    model = minilm(2).eval()
+    tokens = torch.zeros(3, 20, dtype=torch.long)
+    tokens[0, :5], tokens[1, :9], tokens[2, :2] = 101, 2023, 102
+    assert without_trailing_padding(tokens).shape == (3, 9)
+    assert without_trailing_padding(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 1)
+    with torch.no_grad():
+        batched = model(tokens)
+        alone = torch.cat([model(row[None, : int((row != 0).sum())]) for row in tokens])
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_cached_encoding_sorts_by_length_and_restores_the_order() -> None:
+    from fathom.data.bundle import Split
+    from fathom.transfer.cached import encode
+
+    class Lengths(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.widths: list[int] = []
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            self.widths.append(int((tokens != 0).sum(dim=1).max()))
+            return (tokens != 0).sum(dim=1, keepdim=True).float()
+
+    lengths = torch.tensor([7, 1, 5, 3, 6, 2])
+    tokens = (torch.arange(8)[None, :] < lengths[:, None]).long() * 9
+    features = Lengths()
+    encoded = encode(features, Split(tokens, torch.zeros(6)), 2, torch.device("cpu"))
+    assert encoded.inputs.squeeze(1).tolist() == lengths.float().tolist()  # original order
+    assert features.widths == [2, 5, 7]  # batches of like length: (1, 2), (3, 5), (6, 7)

@@ -111,7 +111,7 @@ class MiniLMFeatures(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         check_tokens(tokens, VOCAB_SIZE)
-        tokens = tokens[:, :MAX_POSITIONS]
+        tokens = without_trailing_padding(tokens[:, :MAX_POSITIONS])
         real = tokens != 0
         keep = real[:, None, None, :]  # attend to real tokens only
         hidden = self.embeddings(tokens)
@@ -120,6 +120,17 @@ class MiniLMFeatures(nn.Module):
         weights = real.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
         return F.normalize(pooled, p=2, dim=1) if self.normalize else pooled
+
+
+def without_trailing_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """``tokens`` without the columns that are padding in every row: padding is masked out of
+    attention and pooling, so the result is the same while a batch of short sentences costs
+    their length, not ``max_length`` (2-5x on short texts). Kept whole while a graph is traced
+    or exported, whose length must not be fixed to one batch's."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return tokens
+    used = (tokens != 0).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1] if len(used) else tokens[:, :1]
 
 
 class MiniLM(nn.Module):

@@ -26,12 +26,21 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def encode(features: nn.Module, split: Split, batch_size: int, device: torch.device) -> Split:
-    """``features`` of every input of ``split`` (eval mode), on the CPU."""
+    """``features`` of every input of ``split`` (eval mode), on the CPU. Token ids are encoded
+    shortest first, so each batch holds texts of like length (a model that masks padding, such
+    as MiniLM, then drops the batch's trailing padding) and put back in their order."""
     was_training = features.training
     features.eval().to(device)
-    chunks = [features(chunk.to(device)).float().cpu() for chunk in split.inputs.split(batch_size)]
+    inputs, order = split.inputs, None
+    if not inputs.is_floating_point() and inputs.dim() == 2:  # token ids, 0 = padding
+        order = (inputs != 0).sum(dim=1).argsort(stable=True)
+        inputs = inputs[order]
+    chunks = [features(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)]
     features.train(was_training)
-    return Split(torch.cat(chunks), split.targets)
+    encoded = torch.cat(chunks)
+    if order is not None:
+        encoded = encoded[order.argsort()]
+    return Split(encoded, split.targets)
 
 
 def cached_bundle(
