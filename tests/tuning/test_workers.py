@@ -117,3 +117,25 @@ def test_a_killed_study_resumes(tmp_path):
     process.wait()
     tune(resume=tmp_path / "kill", quiet=True, report=False)
     check_consistent(study, 3)
+
+
+def test_two_workers_claiming_the_last_place_at_once_run_it_once() -> None:
+    """Both counted 1 finished + 0 running < 2 and asked for a trial: the later number yields."""
+    import optuna
+
+    from fathom.tuning.worker import SurplusTrial, WithinTarget, count_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    first, second = study.ask(), study.ask()  # two workers' trials, numbered 1 and 2
+    ran = []
+    claim_first = WithinTarget(lambda trial: ran.append(trial.number) or 0.5, target=2)
+    claim_second = WithinTarget(lambda trial: ran.append(trial.number) or 0.5, target=2)
+    with pytest.raises(SurplusTrial):
+        claim_second(second)
+    assert claim_second.surplus and second.user_attrs.get("surplus") is True
+    study.tell(second, state=optuna.trial.TrialState.FAIL)
+    study.tell(first, claim_first(first))
+    assert ran == [1] and not claim_first.surplus
+    assert count_trials(study).finished == 2

@@ -23,6 +23,7 @@ from fathom.files import atomic_write_json
 from fathom.tuning.choices import make_sampler, make_storage, redact
 from fathom.tuning.runs import ranked, trial_summary, write_best_config, write_top_reports
 from fathom.tuning.trial import TrialPlan
+from fathom.tuning.worker import is_surplus
 
 STUDY_FILE = "study.json"
 
@@ -131,7 +132,7 @@ def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def write_study_json(spec: StudySpec, study: optuna.Study, status: str) -> dict[str, Any]:
-    trials = [trial_summary(trial) for trial in study.get_trials(deepcopy=False)]
+    trials = [trial_summary(t) for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
     best = [trial_summary(trial) for trial in best_trials(study)]
     record = {
         **spec.to_dict(), "status": status, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -4,7 +4,10 @@ Workers share nothing but the storage. Before each trial a worker counts the stu
 finished ones (complete, pruned, or failed for a reason of their own) count toward the target;
 a trial failed because its worker died (heartbeat expired, no reason recorded) does not, since
 Optuna queues it again and the retry counts instead. So no trial is lost or counted twice.
-Running trials are awaited rather than duplicated, so the study stops at the target.
+Running trials are awaited rather than duplicated, so the study stops at the target. Two workers
+that count at the same moment may both start a trial for the last place: the storage numbers
+trials atomically, so each trial checks its number against those ahead of it before it trains,
+and the later one ends at once as a surplus trial (FAIL, ``surplus`` set) counted nowhere.
 """
 
 from __future__ import annotations
@@ -37,6 +40,34 @@ def count_trials(study: optuna.Study) -> Counts:
     running = sum(1 for trial in trials if trial.state == TrialState.RUNNING)
     waiting = sum(1 for trial in trials if trial.state == TrialState.WAITING)
     return Counts(finished, running, waiting)
+
+
+class SurplusTrial(Exception):
+    """A trial that found the study's target already claimed: it ends before it trains."""
+
+
+def is_surplus(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get("surplus"))
+
+
+class WithinTarget:
+    """``objective``, run only if fewer than ``target`` trials that count (finished, running or
+    waiting) are numbered before this one; ``surplus`` says whether the last call was one."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], Any], target: int) -> None:
+        self.objective, self.target, self.surplus = objective, target, False
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        ahead = [
+            other for other in trial.study.get_trials(deepcopy=False)
+            if other.number < trial.number and not is_surplus(other)
+            and (counts_as_finished(other) or other.state in (TrialState.RUNNING, TrialState.WAITING))
+        ]  # fmt: skip
+        self.surplus = len(ahead) >= self.target
+        if self.surplus:
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(f"the study already has its {self.target} trials")
+        return self.objective(trial)
 
 
 def counts_as_finished(trial: FrozenTrial) -> bool:
@@ -73,8 +104,9 @@ def run_worker(
             continue
         if before_trial is not None:
             before_trial(study)  # a strategy may enqueue the next trial's parameters
-        study.optimize(objective, n_trials=1, catch=(FathomError,), callbacks=[report])
-        ran += 1
+        claimed = WithinTarget(objective, target)
+        study.optimize(claimed, n_trials=1, catch=(FathomError, SurplusTrial), callbacks=[report])
+        ran += not claimed.surplus
         strip_outside_top(study, keep_runs)
     return ran
 
@@ -88,7 +120,8 @@ class ProgressLine:
         self.multi = len(study.directions) > 1
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.printer(progress_text(study, trial, self.target, self.multi))
+        if not is_surplus(trial):
+            self.printer(progress_text(study, trial, self.target, self.multi))
 
 
 def progress_text(study: optuna.Study, trial: FrozenTrial, target: int, multi: bool) -> str:
