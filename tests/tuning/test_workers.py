@@ -139,3 +139,12 @@ def test_two_workers_claiming_the_last_place_at_once_run_it_once() -> None:
     study.tell(first, claim_first(first))
     assert ran == [1] and not claim_first.surplus
     assert count_trials(study).finished == 2
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried(tmp_path):
+    """Optuna never calls a trial without a heartbeat stale; the next worker gives it one."""
+    spec = new_study(tmp_path, trials=2)
+    study = load_study(spec)
+    study.ask()  # RUNNING, no heartbeat: as if its worker was killed right after creating it
+    tune(resume=tmp_path / "kill", quiet=True, report=False, timeout=600)
+    check_consistent(study, 2)

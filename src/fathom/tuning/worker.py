@@ -90,9 +90,10 @@ def run_worker(
     """Run trials until ``target`` trials are finished or ``deadline`` (time.time()) passes;
     ``before_trial`` may enqueue the next parameters (regularised evolution). Returns how many
     trials this worker ran."""
-    ran = 0
+    ran, seen = 0, set()
     report = ProgressLine(study, target, printer)
     while deadline is None or time.time() < deadline:
+        beat_once(study, seen)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -109,6 +110,20 @@ def run_worker(
         ran += not claimed.surplus
         strip_outside_top(study, keep_runs)
     return ran
+
+
+def beat_once(study: optuna.Study, seen: set[int]) -> None:
+    """One heartbeat for each running trial, the first time this worker sees it. Optuna calls a
+    trial stale only after it has a heartbeat, and a worker killed between creating its trial and
+    the trial's first heartbeat leaves none: that trial would be waited for forever. With this one
+    beat it goes stale a grace period later if its worker is gone; a live worker beats on."""
+    storage = study._storage  # noqa: SLF001 - optuna's public fail_stale_trials reads it too
+    if not hasattr(storage, "record_heartbeat"):
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.number not in seen:
+            seen.add(trial.number)
+            storage.record_heartbeat(trial._trial_id)  # noqa: SLF001 - the storage's own key
 
 
 class ProgressLine:
