@@ -22,6 +22,7 @@ from fathom.compression.pruning import (
 from fathom.config import FathomConfig, validate_config
 from fathom.data.bundle import DataBundle, Split
 from fathom.errors import ConfigError
+from fathom.export.checks import reads_tokens
 from fathom.runs import apply_transform
 from fathom.runs.run import Run
 from fathom.tasks.distillation import Distillation
@@ -118,6 +119,6 @@ def calibration_batches(bundle: DataBundle, count: int = 8, size: int = 64) -> l
         inputs = train.inputs[order]
     else:  # a split read lazily (image folders)
         inputs = torch.stack([train[index][0] for index in order])
-    if inputs.dtype not in (torch.int64, torch.int32):  # token ids stay integers
+    if not reads_tokens(bundle.info):  # token ids stay integers
         inputs = inputs.float()
     return [batch for batch in inputs.split(size) if len(batch)]
