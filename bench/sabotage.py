@@ -13,7 +13,8 @@ the doctor printed; "remedy_recovered" compares the rerun with the healthy row's
 
     python bench/sabotage.py            # seeds 0, 1, 2, then the CLI table
     python bench/sabotage.py --quick    # seed 0, the CLI table's small faults only
-    python bench/sabotage.py --cli-only [--only NAME ...]   # ~30 min on 2 cores, 1 thread a run
+    python bench/sabotage.py --cli-only   # ~30 min on 2 cores, 1 thread a run
+    python bench/sabotage.py --quick --only lr_too_high cnn_lr_low   # some rows of either table
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cli-only", action="store_true")
-    parser.add_argument("--only", nargs="+", help="CLI rows to run (names), e.g. to retry some")
+    parser.add_argument("--only", nargs="+", help="rows to run (fault names), e.g. to retry some")
     args = parser.parse_args()
     machine = start_run(1)
     seeds = [0] if args.quick else args.seeds
@@ -81,6 +82,7 @@ def main() -> None:
         return
     cases = [*((f.name, f.description, f.expected, f.build, f.remedy) for f in sabotage.FAULTS),
              ("healthy_cnn", "small CNN, AdamW lr 2e-3", None, healthy_cnn, None)]  # fmt: skip
+    cases = [case for case in cases if not args.only or case[0] in args.only]
     rows = []
     for name, description, expected, build, remedy in cases:
         found, alarms, before, after, seconds = 0, set(), [], [], []

@@ -50,7 +50,7 @@ KINDS: dict[str, list[str]] = {
             "model.latent_dim=8", "optim.name=adam", "optim.betas=[0.5,0.999]"],
     "vae": ["{mnist_tiny}", *TINY_IMAGES, "model.name=vae", "task.name=vae", "optim.name=adam"],
     "diffusion": ["{mnist_tiny}", *TINY_IMAGES, "model.name=unet", "task.name=diffusion",
-                  "task.timesteps=50", "task.steps=2"],
+                  "task.timesteps=50", "task.steps=2", "train.channels_last=false"],
 }  # fmt: skip
 FAST = {"classification"}  # the others are marked slow
 

@@ -74,6 +74,9 @@ def test_the_lower_learning_rate_is_measured_where_the_finder_can_sweep():
     for other in (run_record(optimizer="muon"), run_record(optimizers=2)):
         scaled = diagnose_records([other, first, *stuck], [], classifier=False)[0].overrides
         assert len(scaled) == 1 and scaled[0].startswith("optim.lr=") and "auto" not in scaled[0]
+    chosen = run_record(lr_from_finder=True)  # the run's rate came from optim.lr=auto already
+    again = diagnose_records([chosen, first, *stuck], [], classifier=False)[0].overrides
+    assert len(again) == 1 and again[0].startswith("optim.lr=") and "auto" not in again[0]
 
 
 def test_underfitting_needs_a_plateau_not_a_short_run():

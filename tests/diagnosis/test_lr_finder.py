@@ -96,6 +96,10 @@ def test_auto_learning_rate_in_fit_and_the_cli(tmp_path, capsys, one_thread):
     chosen = yaml.safe_load((run.path / "config.yaml").read_text())["optim"]["lr"]
     assert isinstance(chosen, float) and chosen == run.summary["lr_finder"]["suggestion"]
     assert (run.path / "plots" / "lr_finder.png").exists()
+    records = [
+        json.loads(line) for line in (run.path / "diagnostics.jsonl").read_text().splitlines()
+    ]
+    assert [r["lr_from_finder"] for r in records if r["kind"] == "run"] == [True]  # not re-advised
     assert (
         main(
             [

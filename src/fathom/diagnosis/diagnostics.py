@@ -103,7 +103,7 @@ class Diagnostics(Callback):
         if trainer.execution.shards_state and not self.every:  # see SHARDED_SAMPLES
             self.every = max(MIN_GAP, math.ceil(self._planned / SHARDED_SAMPLES))
         self._guard("resume", lambda: self._keep_records_until(trainer.state.step))
-        self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle)))
+        self._guard("run facts", lambda: self._write(run_facts(trainer, self.bundle, self.run_dir)))
         self._guard("hooks", lambda: self._add_hooks(trainer.model))
 
     def batch_start(self, trainer: Trainer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -61,8 +63,11 @@ def update_statistics(
     return stats
 
 
-def run_facts(trainer: Trainer, bundle: DataBundle | None) -> dict[str, Any]:
-    """What the remedies must know about the run: settings in force, the model's options."""
+def run_facts(
+    trainer: Trainer, bundle: DataBundle | None, run_dir: Path | None = None
+) -> dict[str, Any]:
+    """What the remedies must know about the run: settings in force, the model's options, and
+    whether ``optim.lr=auto`` chose the rate (run.json's ``lr_finder``: not proposed again)."""
     optimizer = next(iter(trainer.optimizers.values()))
     group = optimizer.param_groups[0]
     spec = getattr(trainer.model, "fathom_spec", None)
@@ -83,7 +88,13 @@ def run_facts(trainer: Trainer, bundle: DataBundle | None) -> dict[str, Any]:
         "validation": trainer.val_loader is not None,
         "model": _jsonable(spec) if isinstance(spec, dict) else None,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "lr_from_finder": run_dir is not None and _chose_rate(run_dir),
     }
+
+
+def _chose_rate(run_dir: Path) -> bool:
+    record = run_dir / "run.json"
+    return record.exists() and "lr_finder" in json.loads(record.read_text())
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

@@ -133,9 +133,10 @@ def learning_rate(facts: Facts, ratio: float, low: float, high: float) -> list[s
 
 def lower_learning_rate(facts: Facts, ratio: float | None) -> list[str]:
     """For a learning rate too high: the LR finder's choice on the rerun (``optim.lr=auto``,
-    measured on the run's own model and data) where it can sweep (one optimizer, not Muon),
-    else the run's rate scaled to a healthy update ratio."""
-    if facts.run.get("optimizers", 2) == 1 and facts.run.get("optimizer") != "muon":
+    measured on the run's own model and data) where it can sweep (one optimizer, not Muon) and
+    did not already choose this run's rate, else the run's rate scaled to a healthy ratio."""
+    sweepable = facts.run.get("optimizers", 2) == 1 and facts.run.get("optimizer") != "muon"
+    if sweepable and not facts.run.get("lr_from_finder"):
         return ["optim.lr=auto"]
     return learning_rate(facts, ratio, 1e-4, 0.1) if ratio else learning_rate(facts, 1, 0.1, 0.1)
 
