@@ -38,7 +38,7 @@ def run_strategy(args: argparse.Namespace, strategy: str, folder: Path) -> dict:
     started = time.perf_counter()
     result = fathom.nas(dataset, trials=args.trials, strategy=strategy, population=max(2, args.trials // 3),
                         budget_latency_ms=args.budget_latency_ms, trial_epochs=1, overrides=overrides,
-                        directory=folder, study=strategy, quiet=True)  # fmt: skip
+                        directory=folder, study=strategy, quiet=True, report=not args.quick)  # fmt: skip
     seconds = time.perf_counter() - started
     winner = result.record["extra"]["winner"]
     final = (

@@ -93,7 +93,8 @@ def test_charlm_gpu_configuration_builds_and_steps_on_a_cpu(shared_datasets, tmp
 
 
 def test_tuning_bench_quick_writes_its_record(tmp_path):
-    record = run_bench("tuning.py", tmp_path / "tuning.json")
+    # --postgres= : the PostgreSQL search is tests/tuning/test_workers.py's (two workers there)
+    record = run_bench("tuning.py", tmp_path / "tuning.json", "--postgres=")
     assert [run["pruner"] for run in record["search"]][-1] == "none"
     assert record["search"][0]["trials"] == 4 and record["overhead"]["ratio_median"] > 0
 

@@ -55,44 +55,96 @@ KINDS: dict[str, list[str]] = {
 FAST = {"classification"}  # the others are marked slow
 
 
-def fathom(*arguments: str, cwd: Path) -> subprocess.Popen:
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "fathom.cli", *arguments],
-        cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-WARM_UP = """import sys
+FORK_SERVER = """import os, sys, traceback
 import matplotlib.pyplot, torch._dynamo, fathom.report.plots
 from fathom.cli.main import main
-arguments = sys.stdin.readline().rstrip("\\n").split("\\0")
-sys.exit(main(arguments))
+for line in sys.stdin:
+    command, *fields = line.rstrip("\\n").split("\\0")
+    if command == "wait":
+        print(os.waitstatus_to_exitcode(os.waitpid(int(fields[0]), 0)[1]), flush=True)
+        continue
+    cwd, out, err, *arguments = fields
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        for stream, path in ((1, out), (2, err)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), stream)
+        try:
+            code = main(arguments)
+        except SystemExit as exit_:
+            code = exit_.code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+    print(pid, flush=True)
 """
 
 
-class SpareFathom:
-    """A ``fathom`` process started before it is needed: it imports what a run imports (torch,
-    its compiler stack that optimizers load, matplotlib), then waits for its command line on
-    stdin and runs it as ``python -m fathom.cli`` would. Its start-up overlaps the previous
-    process's training (each uses one thread of two cores): seconds saved per process."""
+class ForkServer:
+    """A process that imports what a ``fathom`` run imports (torch, its compiler stack that
+    optimizers load, matplotlib), runs no tensor op (so forking it is safe), then forks one child
+    per command line it is sent: each child is a separate process running ``fathom.cli.main``,
+    killed with a real SIGKILL, without paying the imports again (seconds a process on 2 cores).
+    It starts while the reference run trains."""
 
     def __init__(self, cwd: Path) -> None:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.cwd = cwd
         self.process = subprocess.Popen(
-            [sys.executable, "-c", WARM_UP], cwd=cwd, env=environment, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", FORK_SERVER], cwd=cwd, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
 
-    def run(self, *arguments: str) -> subprocess.Popen:
-        self.process.stdin.write("\0".join(arguments) + "\n")
-        self.process.stdin.flush()  # left open: communicate() closes it
-        return self.process
+    def ask(self, *fields: str) -> str:
+        self.process.stdin.write("\0".join(fields) + "\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return self.process.stdout.readline().strip()  # type: ignore[union-attr]
+
+    def run(self, *arguments: str) -> ForkedRun:
+        number = len(list(self.cwd.glob("fork-*.out")))
+        out, err = (self.cwd / f"fork-{number}.{name}" for name in ("out", "err"))
+        reply = self.ask("run", str(self.cwd), str(out), str(err), *arguments)
+        assert reply.isdigit(), f"the fork server failed to start a run: {reply!r}"
+        return ForkedRun(self, int(reply), out, err)
 
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+class ForkedRun:
+    """What the kill test needs of a ``subprocess.Popen`` for a forked child (poll, SIGKILL,
+    communicate with its output): the fork server, its parent, reaps it and says its status."""
+
+    def __init__(self, server: ForkServer, pid: int, out: Path, err: Path) -> None:
+        self.server, self.pid, self.out, self.err = server, pid, out, err
+        self.returncode: int | None = None
+
+    def running(self) -> bool:
+        try:  # a finished child stays a zombie (state Z) until the server reaps it
+            return Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self.running():
+            self.communicate()
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, number)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        if self.returncode is None:
+            deadline = time.monotonic() + (timeout or HANG)
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not self.running(), f"run {self.pid} still running after {timeout} s (hung)"
+            self.returncode = int(self.server.ask("wait", str(self.pid)))
+        return self.out.read_text(), self.err.read_text()
 
 
 def train_in_this_process(arguments: list[str], cwd: Path, monkeypatch) -> None:
@@ -108,7 +160,7 @@ def train_in_this_process(arguments: list[str], cwd: Path, monkeypatch) -> None:
         torch.set_num_threads(threads)
 
 
-def finished(process: subprocess.Popen, context: str) -> None:
+def finished(process: ForkedRun, context: str) -> None:
     _, err = process.communicate(timeout=HANG)
     assert process.returncode == 0, f"{context}: exit {process.returncode}: {err[-2000:]}"
 
@@ -150,7 +202,7 @@ def reached(run: Path, point: tuple[str, float], total: int) -> Callable[[], boo
     return lambda: completed(run)
 
 
-def kill_at(process: subprocess.Popen, run: Path, point: tuple[str, float], total: int) -> str:
+def kill_at(process: ForkedRun, run: Path, point: tuple[str, float], total: int) -> str:
     """SIGKILL ``process`` once ``point`` is reached (plus its delay); say where it landed."""
     condition, deadline = reached(run, point, total), time.monotonic() + HANG
     while not condition() and process.poll() is None and time.monotonic() < deadline:
@@ -219,7 +271,7 @@ def test_kill_at_random_moments_and_resume_exactly(
     arguments = arguments_for(kind, tmp_path, shared)
     train = ["train", *arguments, "--run-dir", "runs", "--name"]
     seed = f"kill seed {SEED} (replay: FATHOM_KILL_SEED={SEED})"
-    spare = SpareFathom(tmp_path)  # warms up while the reference trains
+    server = ForkServer(tmp_path)  # warms up while the reference trains
     try:
         train_in_this_process([*train, "reference"], tmp_path, monkeypatch)
         reference = tmp_path / "runs" / "reference"
@@ -227,15 +279,15 @@ def test_kill_at_random_moments_and_resume_exactly(
         every = int(next(a for a in arguments if "checkpoint_every_steps" in a).split("=")[1])
         points = kill_points(random.Random(f"{SEED}-{kind}"), total, every)
         run, landed = tmp_path / "runs" / "killed", []
-        process, spare = spare.run(*train, "killed"), SpareFathom(tmp_path)
+        process = server.run(*train, "killed")
         for point in points:
             landed.append(kill_at(process, run, point, total))
-            process, spare = spare.run("resume", str(run)), SpareFathom(tmp_path)
+            process = server.run("resume", str(run))
         context = f"{kind}, {seed}; kills: {'; '.join(landed)}"
         print(context)  # shown by pytest -s or -rP: where the kills landed
         finished(process, context)
     finally:
-        spare.close()
+        server.close()
     compare(run, reference, context)
 
 
@@ -294,12 +346,15 @@ def test_a_restored_state_stopped_early_trains_no_more_and_a_larger_cap_goes_on(
 
 def test_runs_written_by_checkpoint_version_1_resume_bitwise(tmp_path) -> None:
     """The stopped fixture run resumes to the finished one's weights; the finished one stays."""
-    names, processes = ["digits-cnn-v0", "digits-cnn-v0-stopped"], []
-    for name in names:  # fresh processes (default threads), side by side
-        shutil.copytree(FIXTURES / name, tmp_path / name)
-        processes.append(fathom("resume", str(tmp_path / name), "--quiet", cwd=tmp_path))
-    for name, process in zip(names, processes, strict=True):
-        finished(process, name)
+    names, processes, server = ["digits-cnn-v0", "digits-cnn-v0-stopped"], [], ForkServer(tmp_path)
+    try:
+        for name in names:  # separate processes (default threads), side by side
+            shutil.copytree(FIXTURES / name, tmp_path / name)
+            processes.append(server.run("resume", str(tmp_path / name), "--quiet"))
+        for name, process in zip(names, processes, strict=True):
+            finished(process, name)
+    finally:
+        server.close()
     expected = load_file(str(FIXTURES / "digits-cnn-v0" / "model.safetensors"))
     for name in ["digits-cnn-v0", "digits-cnn-v0-stopped"]:
         resumed = load_file(str(tmp_path / name / "model.safetensors"))

@@ -83,11 +83,12 @@ def test_nas_end_to_end_with_the_cli(tmp_path, capsys):
 
 def test_an_architecture_over_budget_is_pruned_before_training(tmp_path):
     result = fathom.nas("digits", trials=2, budget_params=10, trial_epochs=1, directory=tmp_path,
-                        study="tight", overrides=["data.limit=240"], quiet=True)  # fmt: skip
+                        study="tight", overrides=["data.limit=240"], quiet=True, report=False)  # fmt: skip
     trials = result.record["trial_list"]
     assert [t["state"] for t in trials] == ["pruned", "pruned"]
     assert all(t["reason"].startswith("over budget: parameters") for t in trials)
     assert not list((tmp_path / "tight" / "trials").glob("*/model.safetensors"))
+    assert not (tmp_path / "tight" / "report.html").exists()  # report=False
     assert result.record["extra"]["winner"] == {}
 
 

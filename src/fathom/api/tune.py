@@ -292,11 +292,13 @@ def nas(
     seed: int = 0,
     directory: str | Path = "studies",
     quiet: bool = False,
+    report: bool = True,
 ) -> StudyResult:
     """Search a ``family``'s architectures under the budgets, each trained for ``trial_epochs``
     (default a third of the recipe's epochs); then re-train the winner from scratch with the
     recipe (its run folder is ``<study>/winner``). ``strategy``: random (with successive-halving
-    early stopping), evolution (regularised) or nsga2 (accuracy against latency)."""
+    early stopping), evolution (regularised) or nsga2 (accuracy against latency).
+    ``report=False`` skips the HTML reports (the study's, the winner's and the best trials')."""
     from fathom.tuning.study import read_spec
 
     if resume is not None:
@@ -310,7 +312,7 @@ def nas(
         spec.seed, spec.storage, spec.keep_runs = seed, storage or "", 3
         spec.extra["population"] = population
     run_study(spec, workers, timeout, quiet, finish=False)
-    return finish_architecture_search(spec, retrain, quiet)
+    return finish_architecture_search(spec, retrain, quiet, report)
 
 
 def nas_spec(
@@ -334,7 +336,9 @@ def nas_spec(
     return spec
 
 
-def finish_architecture_search(spec: StudySpec, retrain: bool, quiet: bool) -> StudyResult:
+def finish_architecture_search(
+    spec: StudySpec, retrain: bool, quiet: bool, report: bool = True
+) -> StudyResult:
     """Re-train the winner from scratch with the full recipe; the report shows the front."""
     from fathom.tuning.nas import choose_winner
     from fathom.tuning.report import architecture_section
@@ -355,16 +359,16 @@ def finish_architecture_search(spec: StudySpec, retrain: bool, quiet: bool) -> S
         details.update({k: winner.user_attrs[k] for k in ("latency_ms", "parameters", "macs")
                         if k in winner.user_attrs})  # fmt: skip
         if retrain and not (spec.path / "winner" / "model.safetensors").exists():
-            run = fit(config=config)
+            run = fit(config=config, report=report)
             details["winner run"] = str(run.path)
             details["winner test"] = run.summary.get("test")
     spec.extra["winner"] = details
-    extra = architecture_section(study, spec.path, details) if details else ""
-    record = finish_study(spec, study, extra_html=extra)
+    extra = architecture_section(study, spec.path, details) if details and report else ""
+    record = finish_study(spec, study, extra_html=extra, report=report)
     if not quiet:
         print(f"architecture search {spec.name}: winner trial {details.get('trial')} "
-              f"{details.get('model')}\nwinner run: {details.get('winner run')}\n"
-              f"report: {spec.path / 'report.html'}")  # fmt: skip
+              f"{details.get('model')}\nwinner run: {details.get('winner run')}"
+              + (f"\nreport: {spec.path / 'report.html'}" if report else ""))  # fmt: skip
     return StudyResult(spec.path, record)
 
 

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=overrides, population=args.population, retrain=not args.no_retrain,
         workers=args.workers, storage=args.storage, study=args.study, timeout=args.timeout,
         resume=args.resume, seed=args.seed, directory=args.dir, quiet=args.quiet,
+        report=not args.no_report,
     )  # fmt: skip
     return 0
 

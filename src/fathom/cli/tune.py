@@ -18,6 +18,7 @@ def add_study_arguments(parser: argparse.ArgumentParser, noun: str) -> None:
     parser.add_argument("--dir", default="studies", help="parent folder of study folders")
     parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     parser.add_argument("--resume", metavar="STUDY", help=f"continue the {noun} in this folder")
+    parser.add_argument("--no-report", action="store_true", help="no HTML reports (faster)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, storage=args.storage, study=args.study, sampler=args.sampler,
         pruner=args.pruner, timeout=args.timeout, resume=args.resume, keep_runs=args.keep_runs,
         seed=args.seed, costs=args.objective, directory=args.dir, quiet=args.quiet,
+        report=not args.no_report,
     )  # fmt: skip
     return 0
 
