@@ -76,18 +76,25 @@ class InterruptAt(Callback):
 def run_bench_here(script: str, output: Path, *arguments: str) -> dict:
     """Run ``bench/<script> --quick --output OUTPUT ...`` as its command line would, but in this
     process, and return the JSON it wrote. A bench smoke test checks the script, not a fresh
-    interpreter (about two seconds of imports saved a test). Restores what a bench changes
-    process-wide: sys.argv, sys.path and torch's thread count."""
+    interpreter (about two seconds of imports saved a test)."""
+    status = run_script_here(script, "--quick", "--output", str(output), *arguments)
+    assert status == 0, f"{script} exited with {status}"
+    return json.loads(output.read_text())
+
+
+def run_script_here(script: str, *arguments: str) -> int:
+    """``python bench/<script> ARGUMENTS`` in this process; its exit status. Restores what a
+    bench changes process-wide: sys.argv, sys.path and torch's thread count."""
     argv, path, threads = sys.argv, list(sys.path), torch.get_num_threads()
-    sys.argv = [str(BENCH / script), "--quick", "--output", str(output), *arguments]
+    sys.argv = [str(BENCH / script), *arguments]
     try:
         runpy.run_path(str(BENCH / script), run_name="__main__")
     except SystemExit as exit_:
-        assert exit_.code in (None, 0), f"{script} exited with {exit_.code}"
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:
         sys.argv, sys.path[:] = argv, path
         torch.set_num_threads(threads)
-    return json.loads(output.read_text())
+    return 0
 
 
 def predict_in_fresh_process(run_dir: Path, inputs: torch.Tensor, scratch: Path) -> torch.Tensor:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests_support import run_script_here
+
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "cifar10_speed.py"
@@ -28,8 +30,8 @@ def test_smoke_writes_all_three_variants(shared_datasets, tmp_path):
     if not (shared_datasets / "cifar10").is_dir():
         pytest.skip("../shared/datasets/cifar10 is not available")
     output = tmp_path / "speed.json"
-    result = run_script("--smoke", "--seeds", "0", "--device", "cpu", "--output", str(output))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    arguments = ["--smoke", "--seeds", "0", "--device", "cpu", "--output", str(output)]
+    assert run_script_here("cifar10_speed.py", *arguments) == 0  # in this process: no imports
     record = json.loads(output.read_text())
     assert record["smoke"] is True and record["machine"]["device"] == "cpu"
     assert record["examples"]["cifar10"]["train"] == 512 and record["compile"] is False
@@ -47,9 +49,9 @@ def test_smoke_writes_all_three_variants(shared_datasets, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
-def test_full_run_needs_a_gpu(tmp_path):
-    result = run_script("--output", str(tmp_path / "speed.json"))
-    assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr
+def test_full_run_needs_a_gpu(tmp_path, capsys):
+    assert run_script_here("cifar10_speed.py", "--output", str(tmp_path / "speed.json")) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "speed.json").exists()
 
 

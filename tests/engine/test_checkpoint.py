@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,8 +180,14 @@ save_checkpoint(sys.argv[1], {"b": torch.arange(6.0), "a": torch.ones(2, dtype=t
 
 def test_equal_contents_give_equal_bytes_in_different_processes(tmp_path):
     """safetensors orders its metadata by a per-process hash seed; the file must not."""
-    for index in range(4):
-        subprocess.run([sys.executable, "-c", WRITE, str(tmp_path / f"{index}.st")], check=True)
+    writers = [  # side by side, each with its own string hash seed
+        subprocess.Popen(
+            [sys.executable, "-c", WRITE, str(tmp_path / f"{index}.st")],
+            env={**os.environ, "PYTHONHASHSEED": str(index + 1)},
+        )  # fmt: skip
+        for index in range(4)
+    ]
+    assert [writer.wait() for writer in writers] == [0, 0, 0, 0]
     payloads = {(tmp_path / f"{index}.st").read_bytes() for index in range(4)}
     assert len(payloads) == 1
     tensors, state = load_checkpoint(tmp_path / "0.st")

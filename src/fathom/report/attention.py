@@ -40,12 +40,14 @@ def plot_attention(
             continue
         panel.imshow(weights[head].float().cpu().numpy(), cmap="viridis", vmin=0.0)
         panel.set_title(f"head {head + 1}", fontsize=9)
-        if shown is not None:
+        panel.set_xticks([])
+        panel.set_yticks([])
+        # token labels on the outer panels only (the bottom row's keys, the left column's
+        # queries): every panel has the same tokens, and text is most of the drawing time
+        if shown is not None and head + columns >= heads:  # no panel below this one
             panel.set_xticks(range(len(shown)), shown, fontsize=6, rotation=90)
+        if shown_rows is not None and head % columns == 0:
             panel.set_yticks(range(len(shown_rows)), shown_rows, fontsize=6)
-        else:
-            panel.set_xticks([])
-            panel.set_yticks([])
     figure.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
