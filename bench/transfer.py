@@ -2,7 +2,8 @@
 
 Sentiment (the UCI sentences, Fathom's seeded split, the same for every method): TF-IDF +
 logistic regression (scikit-learn), the from-scratch ``sentiment`` recipe, frozen MiniLM + a
-linear head (cached features), fine-tuned MiniLM; each on all labels and on 8 and 32 labels per
+linear head (cached features), MiniLM tuned on pairs first (``transfer.contrastive_steps``,
+SetFit), fine-tuned MiniLM; each on all labels and on 8 and 32 labels per
 class (``data.labels_per_class``, the same seeded subset for every method).
 
 Vision: a CNN pretrained on CIFAR-10 classes 0-4, then classes 5-9 with 100 labels per class:
@@ -79,9 +80,11 @@ def sentiment_methods(quick: bool) -> dict[str, tuple[str, list[str]]]:
                  "optim.layer_decay=0.7", f"train.epochs={epochs or 4}", "schedule.name=cosine",
                  "model.normalize=false"]  # fmt: skip
     scratch = [f"train.epochs={epochs}"] if epochs else []
+    setfit = [*frozen, f"transfer.contrastive_steps={2 if quick else 20}"]
     return {
         "from-scratch transformer (sentiment recipe)": ("recipe", scratch),
         "frozen MiniLM + linear head (cached features)": ("pretrained:minilm", frozen),
+        "MiniLM tuned on pairs (SetFit, 20 steps) + linear head": ("pretrained:minilm", setfit),
         "fine-tuned MiniLM (fine_tune, layer_decay 0.7)": ("pretrained:minilm", finetuned),
     }
 
@@ -192,7 +195,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["sentiment", "vision"], help="one benchmark")
     parser.add_argument("--skip", nargs="*", default=[], help="methods whose name holds these")
     parser.add_argument("--vision-epochs", type=int, default=10, help="source pretraining epochs")
+    parser.add_argument("--seed", type=int, default=0, help="split, label subset and training")
     args = parser.parse_args()
+    global SEED
+    SEED = args.seed
     machine = start_run(args.threads)
     record: dict[str, Any] = {"machine": machine, "seed": SEED, "quick": args.quick, "results": {}}
     with tempfile.TemporaryDirectory() as folder:

@@ -114,3 +114,25 @@ def predict_in_fresh_process(run_dir: Path, inputs: torch.Tensor, scratch: Path)
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )  # fmt: skip
     return torch.tensor(json.loads(done.stdout))
+
+
+def write_film_table(folder: Path) -> Path:
+    """A tiny text CSV (``text``, ``label``): 'the film was WORD', three good words, three bad,
+    each four times: what a pretrained encoder's tests fine-tune on."""
+    words = ["great", "lovely", "superb", "awful", "terrible", "horrid"]
+    rows = [f"{'the film was ' + word},{int(i < 3)}" for i, word in enumerate(words)] * 4
+    table = folder / "texts.csv"
+    table.write_text("text,label\n" + "\n".join(rows) + "\n")
+    return table
+
+
+def finetune_minilm_on_films(folder: Path, name: str, *overrides: str):  # noqa: ANN201
+    """``pretrained:minilm`` with cached features on ``write_film_table``, two head epochs."""
+    import fathom
+
+    return fathom.finetune(
+        "pretrained:minilm", "text_csv", run_dir=folder, name=name, progress="none",
+        overrides=[f"data.path={write_film_table(folder)}", "data.text_column=text",
+                   "data.target=label", "transfer.mode=features", "transfer.cache_features=true",
+                   "train.epochs=2", "train.diagnostics=false", "optim.lr=0.05", *overrides],
+    )  # fmt: skip

@@ -155,7 +155,10 @@ class TransferConfig(Section):
     the top down). ``frozen_groups``: group indices (0 = stem, -1 = head) that never train.
     ``bn_stats``: batch-norm running statistics ``auto`` (fixed in frozen groups), ``frozen``
     or ``update``. ``cache_features`` (mode features): compute the backbone's features once and
-    train the head on them (no augmentation).
+    train the head on them (no augmentation). ``contrastive_steps`` > 0: before training, tune
+    the backbone that many steps on pairs of labelled examples (SetFit: same class pulled
+    together, others apart; ``data.batch_size`` examples a step, all their pairs) at
+    ``contrastive_lr``; it helps most with few labels (``data.labels_per_class``).
     """
 
     mode: Literal["full", "features", "fine_tune", "gradual"] = "full"
@@ -164,6 +167,8 @@ class TransferConfig(Section):
     frozen_groups: list[int] = Field(default_factory=list)
     bn_stats: Literal["auto", "frozen", "update"] = "auto"
     cache_features: bool = False
+    contrastive_steps: int = Field(0, ge=0, le=1_000_000)
+    contrastive_lr: float = Field(2e-5, gt=0, le=1.0)
 
 
 class RunConfig(Section):

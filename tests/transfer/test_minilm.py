@@ -17,6 +17,7 @@ from fathom.errors import ConfigError
 from fathom.models.minilm import minilm
 from fathom.transfer import resolve_source
 from fathom.transfer.weights import load_matching, read_source_tensors
+from tests_support import finetune_minilm_on_films
 
 REFERENCE = Path(__file__).parents[1] / "fixtures" / "minilm" / "reference.json"
 needs_package = pytest.mark.skipif(
@@ -56,16 +57,7 @@ def test_minilm_refuses_other_token_ids():
 
 @needs_package
 def test_cached_feature_extraction_from_pretrained_minilm(tmp_path):
-    words = ["great", "lovely", "superb", "awful", "terrible", "horrid"]
-    rows = [f"{'the film was ' + word},{int(i < 3)}" for i, word in enumerate(words)] * 4
-    table = tmp_path / "texts.csv"
-    table.write_text("text,label\n" + "\n".join(rows) + "\n")
-    run = fathom.finetune(
-        "pretrained:minilm", "text_csv", run_dir=tmp_path, name="ft", progress="none",
-        overrides=[f"data.path={table}", "data.text_column=text", "data.target=label",
-                   "transfer.mode=features", "transfer.cache_features=true", "train.epochs=2",
-                   "train.diagnostics=false", "optim.lr=0.05"],
-    )  # fmt: skip
+    run = finetune_minilm_on_films(tmp_path, "ft")
     record = json.loads((run.path / "run.json").read_text())
     assert record["lineage"]["base"]["name"] == "minilm"
     assert record["lineage"]["transforms"][0]["params"]["source"] == "pretrained:minilm"

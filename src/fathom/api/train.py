@@ -76,10 +76,10 @@ def fit(
             choose_learning_rate(resolved, network, bundle, run_dir)
         if execution.is_main:
             start_run_record(run_dir, resolved, bundle, network)
-            if transfer is not None:
-                update_run_json(run_dir, transfer=transfer)
         seed_everything(resolved.train.seed)
-        trained_on, data_for_trainer, swaps = training_data(resolved, network, bundle)
+        trained_on, data_for_trainer, swaps, tuned = training_data(resolved, network, bundle)
+        if execution.is_main and (transfer is not None or tuned):
+            update_run_json(run_dir, transfer={**(transfer or {}), **tuned})
         callbacks = [*swaps, *transfer_callbacks(resolved, network), *callbacks]
         trainer = build_trainer(trained_on, network, data_for_trainer, run_dir, callbacks)
     except BaseException:

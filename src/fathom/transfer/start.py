@@ -12,11 +12,12 @@ from torch import nn
 
 from fathom.assemble import ConfigSource, as_layer, evaluation_batch_size
 from fathom.config import FathomConfig, build_config, merge_layer, parse_overrides
-from fathom.data.bundle import DataBundle
+from fathom.data.bundle import DataBundle, Split
 from fathom.engine import Callback
 from fathom.engine.features import resolve_device
 from fathom.errors import ConfigError
 from fathom.transfer.cached import cached_bundle, head_only_callbacks
+from fathom.transfer.contrastive import tune_on_pairs
 from fathom.transfer.freezing import freezing_callbacks
 from fathom.transfer.sources import resolve_source, source_layer
 from fathom.transfer.weights import start_from
@@ -62,11 +63,13 @@ def cached(config: FathomConfig) -> bool:
 
 def training_data(
     config: FathomConfig, network: nn.Module, bundle: DataBundle
-) -> tuple[FathomConfig, DataBundle, list[Callback]]:
+) -> tuple[FathomConfig, DataBundle, list[Callback], dict[str, Any]]:
     """What the trainer gets: the data (cached features, for ``transfer.cache_features``), its
-    config (no augmentation of fixed features) and the callbacks that swap the backbone."""
+    config (no augmentation of fixed features), the callbacks that swap the backbone, and what
+    the contrastive tuning of ``transfer.contrastive_steps`` did (for run.json; {} without)."""
+    tuned = tune_backbone(config, network, bundle)
     if not cached(config):
-        return config, bundle, []
+        return config, bundle, [], tuned
     device = resolve_device(config.train.device)
     features = cached_bundle(network, bundle, evaluation_batch_size(config), device)
     head_config = config.model_copy(deep=True)
@@ -75,4 +78,23 @@ def training_data(
     # train.ema_decay, e.g. mnist's, then failed on mismatched tensors); a linear head on fixed
     # features gains little from it, so a cached-features run trains without it.
     head_config.train.ema_decay = None
-    return head_config, features, head_only_callbacks(network)
+    return head_config, features, head_only_callbacks(network), tuned
+
+
+def tune_backbone(config: FathomConfig, network: nn.Module, bundle: DataBundle) -> dict[str, Any]:
+    """``transfer.contrastive_steps`` of pair tuning of the backbone (``features``) on the
+    labelled training examples, before anything else trains; {} when off."""
+    transfer = config.transfer
+    if not transfer.contrastive_steps:
+        return {}
+    features = getattr(network, "features", None)
+    if not isinstance(features, nn.Module) or not hasattr(network, "head"):
+        raise ConfigError(
+            "transfer.contrastive_steps needs a model with the transfer contract (features, head)"
+        )
+    if not isinstance(bundle.train, Split):
+        raise ConfigError("transfer.contrastive_steps needs the data in memory")
+    device = resolve_device(config.train.device)
+    steps, lr, seed = transfer.contrastive_steps, transfer.contrastive_lr, config.train.seed
+    return {"contrastive": tune_on_pairs(features, bundle.train, steps, lr,
+                                         config.data.batch_size, seed, device)}  # fmt: skip
