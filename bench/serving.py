@@ -19,6 +19,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -184,12 +186,35 @@ class Server:
         return self.process.wait(timeout=120)
 
 
+def wrk_rate(port: int, body: bytes, clients: int, seconds: float) -> dict | None:
+    """Requests per second from Debian's ``wrk`` (C, one thread: it leaves the server more of
+    the 2 cores than the asyncio client does) with ``clients`` keep-alive connections POSTing
+    ``body``; None when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "post.lua"
+        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                          f"wrk.body = {json.dumps(body.decode())}\n")  # fmt: skip
+        output = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "-s", str(script),
+             f"http://127.0.0.1:{port}/predict"], capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rate": float(rate.group(1)) if rate else 0.0,
+        "non_2xx": int(failed.group(1)) if failed else 0,
+    }
+
+
 def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
     from fathom.runs import load
 
     height, width = load(run_dir).info.input_shape[-2:]  # one grey image (MNIST: 28x28)
     image = np.random.default_rng(0).integers(0, 256, (height, width)).tolist()
-    payload = http_request("/predict", json.dumps({"inputs": image, "dtype": "uint8"}).encode())
+    body = json.dumps({"inputs": image, "dtype": "uint8"}).encode()
+    payload = http_request("/predict", body)
     seconds = 1.0 if quick else 10.0
     results: dict = {"throughput": {"batching": [], "no_batching": []}}
     for round_index in range(rounds):
@@ -203,6 +228,10 @@ def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
                     )
                 rate = asyncio.run(closed_loop(server.port, payload, 64, seconds))
                 results["throughput"][mode].append(round(rate, 1))
+                measured = wrk_rate(server.port, body, 64, seconds)
+                if measured is not None:
+                    results.setdefault("throughput_wrk", {"batching": [], "no_batching": []})
+                    results["throughput_wrk"][mode].append(measured)
             finally:
                 server.stop()
     ratios = [
@@ -215,6 +244,12 @@ def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
         round(statistics.mean(ratios), 2),
         round(statistics.pstdev(ratios), 2),
     ]
+    if "throughput_wrk" in results:
+        wrk = results["throughput_wrk"]
+        paired = [a["rate"] / b["rate"] for a, b in zip(wrk["batching"], wrk["no_batching"], strict=True)
+                  if b["rate"]]  # fmt: skip
+        results["batching_speedup_wrk"] = [round(statistics.mean(paired), 2),
+                                           round(statistics.pstdev(paired), 2)] if paired else None  # fmt: skip
     server = Server(run_dir)
     try:
         count = 500 if quick else 10_000
@@ -242,7 +277,7 @@ def main() -> None:
         run_dir = args.run or train_run(Path(folder), args.quick)
         results = run_benchmark(run_dir, args.quick, 1 if args.quick else args.rounds)
     record = {"benchmark": "serving", "quick": args.quick, "machine": machine, "seeds": [0],
-              "load_before": load_before, "load_after": load_average(), "client": "asyncio HTTP/1.1 keep-alive, same machine",
+              "load_before": load_before, "load_after": load_average(), "client": "asyncio HTTP/1.1 keep-alive, same machine; also wrk -t1 -c64 where installed",
               "goals": {"p50_ms": 5, "p99_ms": 20, "batching_speedup": 3, "responses_5xx": 0},
               "results": results}  # fmt: skip
     write_record(args.output, record)

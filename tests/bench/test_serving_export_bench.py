@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,6 @@ def test_serving_bench_quick(tmp_path) -> None:
     results = run_bench("serving", tmp_path / "serving.json")["results"]
     assert results["malformed"]["responses_5xx"] == 0 and results["malformed"]["still_answers"]
     assert results["fixed_rate"]["non_200"] == 0 and results["throughput"]["batching"][0] > 0
+    if shutil.which("wrk"):  # Debian's wrk, the second load generator
+        measured = results["throughput_wrk"]["batching"][0]
+        assert measured["rate"] > 0 and measured["non_2xx"] == 0

@@ -41,16 +41,18 @@ class Limits:
     max_text_chars: int = 10_000
 
 
-def finish(model: ServedModel, inputs: torch.Tensor) -> np.ndarray:
-    """Normalise float inputs with the run's statistics (as ``predict_run`` does)."""
+def finish(model: ServedModel, inputs: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Normalise float inputs with the run's statistics, as ``predict_run`` does: the same
+    float32 subtraction and division, so the same bits, in numpy (a request's few thousand
+    values cost microseconds there, tens in torch's per-call overhead, on the event loop)."""
+    array = inputs.numpy() if isinstance(inputs, torch.Tensor) else inputs
     if model.tokens:
-        return inputs.numpy().astype(np.int64)
-    normalization = model.info.normalization
-    if normalization:
-        from fathom.data.splits import normalize_inputs
-
-        inputs = normalize_inputs(inputs.float(), normalization["mean"], normalization["std"])
-    return np.ascontiguousarray(inputs.numpy(), dtype=np.float32)
+        return array.astype(np.int64)
+    array = array.astype(np.float32, copy=False)
+    statistics = model.normalization_arrays(array.ndim)
+    if statistics is not None:
+        array = (array - statistics[0]) / statistics[1]
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def check_count(count: int, limits: Limits) -> None:
@@ -130,9 +132,12 @@ def read_arrays(model: ServedModel, values: Any, dtype: str, limits: Limits) -> 
     """Nested JSON arrays: one example or a batch, float (default) or uint8 pixel values."""
     if dtype not in ("float32", "uint8", "int64"):
         raise RequestError(422, f"dtype '{dtype}': expected float32, uint8 or int64")
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError):
+    try:  # numpy's own dtype first: integer pixels convert in half the time of float64 lists
+        array = np.asarray(values)
+        if array.dtype.kind not in "biuf":  # huge integers, numeric strings: as float64 reads
+            array = np.asarray(values, dtype=np.float64)
+        array = array.astype(np.float64, copy=False)
+    except (ValueError, TypeError, OverflowError):
         raise RequestError(422, "'inputs' must be a rectangular array of numbers") from None
     shape = tuple(model.info.input_shape)
     if len(shape) == 3 and shape[0] == 1 and array.ndim in (2, 3) and array.shape[-2:] == shape[1:]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,21 @@ class ServedModel:
     sha256: str
     backend: str
     predict: Callable[[np.ndarray], np.ndarray]
+    _statistics: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def normalization_arrays(self, ndim: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The run's float32 mean and std shaped to broadcast over a batch of ``ndim``
+        dimensions (channels on axis 1), made once; None without normalisation."""
+        normalization = self.info.normalization
+        if not normalization:
+            return None
+        if ndim not in self._statistics:
+            shape = [1, len(normalization["mean"]), *([1] * (ndim - 2))]
+            self._statistics[ndim] = (
+                np.asarray(normalization["mean"], dtype=np.float32).reshape(shape),
+                np.asarray(normalization["std"], dtype=np.float32).reshape(shape),
+            )
+        return self._statistics[ndim]
 
     @property
     def tokens(self) -> bool:
