@@ -119,3 +119,22 @@ def test_auto_learning_rate_in_fit_and_the_cli(tmp_path, capsys, one_thread):
     assert "suggested learning rate" in capsys.readouterr().out and (tmp_path / "f.png").exists()
     with pytest.raises(ConfigError, match="optim.lr"):
         fathom.assemble.resolve_config(overrides=["optim.lr=fast"])
+
+
+def test_a_sweep_whose_loss_never_falls_suggests_nothing(tmp_path, monkeypatch, capsys):
+    """An LSTM on sentiment sat at chance (0.693) for the whole sweep, then blew up: the minimum
+    of the smoothed loss was noise at 3e-6, so optim.lr=auto trained at 3e-7. A flat sweep now
+    says so: lr-find warns, optim.lr=auto refuses in one line and leaves no run folder."""
+    from fathom.diagnosis import lr_finder
+
+    rates = [1e-7 * 1.2**step for step in range(60)]
+    flat = [0.6946, 0.6951, 0.6949, 0.6944, 0.6950] * 11 + [0.70, 0.72, 0.9, 1.5, 3.0]
+    falling = [2.3 - 0.03 * step for step in range(55)] + [0.8, 0.9, 1.2, 2.0, 4.0]
+    assert lr_finder.suggest(rates, flat, flat).flat
+    assert not lr_finder.suggest(rates, falling, falling).flat
+    monkeypatch.setattr(lr_finder, "find_lr", lambda *a, **k: lr_finder.suggest(rates, flat, flat))
+    arguments = ["train", "digits", "--model", "mlp", "optim.lr=auto", f"run.dir={tmp_path}"]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "optim.lr=auto: the loss did not fall" in error
+    assert not any(tmp_path.iterdir())

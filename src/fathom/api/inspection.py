@@ -22,6 +22,7 @@ from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.data.splits import normalize_inputs
 from fathom.engine import Trainer
+from fathom.errors import ConfigError
 from fathom.runs import Run, load
 from fathom.runs.folder import read_config, read_run_json, update_run_json
 
@@ -41,10 +42,12 @@ def choose_learning_rate(
     config: FathomConfig, model: nn.Module, bundle: DataBundle, run_dir: Path
 ) -> None:
     """``optim.lr: auto``: run the LR finder, set its suggestion, keep its plot and numbers."""
-    from fathom.diagnosis.lr_finder import find_lr, plot_lr_finder
+    from fathom.diagnosis.lr_finder import find_lr, flat_sweep_message, plot_lr_finder
 
     try:
         result = find_lr(lr_finder_trainer(config, model, bundle))
+        if result.flat:
+            raise ConfigError(f"optim.lr=auto: {flat_sweep_message(result)}")
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise

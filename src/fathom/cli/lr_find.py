@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
         args.model, dataset, config=config, overrides=overrides, output=args.output,
         start=args.start, end=args.end, steps=args.steps,
     )  # fmt: skip
+    if result.flat:
+        from fathom.diagnosis.lr_finder import flat_sweep_message
+
+        print(f"warning: {flat_sweep_message(result)}")
     print(f"suggested learning rate: {result.suggestion:.3g} ({result.rule})")
     if result.steepest is not None:
         print(f"steepest descent at:     {result.steepest:.3g}")

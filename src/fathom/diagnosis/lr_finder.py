@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fathom.engine.trainer import Trainer
 
 RULE = "minimum of the smoothed loss ÷ 10"
+FLAT = 0.02  # the smoothed loss must fall this fraction below its start for its minimum to count
 
 
 @dataclass
@@ -36,6 +37,7 @@ class LRFinderResult:
     minimum: float
     rule: str = RULE
     plot: Path | None = field(default=None)
+    flat: bool = False  # the loss fell nowhere in the sweep: the minimum (and suggestion) is noise
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class LRFinderResult:
             "rule": self.rule,
             "steepest": self.steepest,
             "minimum": self.minimum,
+            "flat": self.flat,
             "learning_rates": self.learning_rates,
             "losses": self.losses,
             "smoothed": self.smoothed,
@@ -141,6 +144,16 @@ def suggest(rates: list[float], losses: list[float], smoothed: list[float]) -> L
         suggestion=rates[lowest] / 10,
         steepest=steepest,
         minimum=rates[lowest],
+        flat=smoothed[0] - smoothed[lowest] < FLAT * abs(smoothed[0]),
+    )
+
+
+def flat_sweep_message(result: LRFinderResult) -> str:
+    """Why a flat sweep suggests nothing (an LSTM on sentiment stays at chance for 100 steps)."""
+    return (
+        f"the loss did not fall at any rate of the sweep ({result.smoothed[0]:.3g} at the start, "
+        f"{min(result.smoothed):.3g} at best): its lowest point is noise, so there is no rate to "
+        "suggest; set optim.lr yourself (a recipe's rate), or sweep more steps (--steps)"
     )
 
 
