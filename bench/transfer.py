@@ -174,6 +174,10 @@ def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "fine-tune (fine_tune)": (source.path, ["transfer.mode=fine_tune", "transfer.freeze_epochs=5"]),
         "discriminative LR + gradual unfreezing": (
             source.path, ["transfer.mode=gradual", "transfer.unfreeze_every=3", "optim.layer_decay=0.5"]),
+        "tuned on pairs (100 steps, lr 1e-3) + fine_tune": (
+            source.path, ["transfer.mode=fine_tune", "transfer.freeze_epochs=5",
+                          f"transfer.contrastive_steps={4 if args.quick else 100}",
+                          "transfer.contrastive_lr=1e-3"]),
     }  # fmt: skip
     for name, (start, overrides) in variants.items():
         options = quiet(folder, batch_size=32, epochs=target_epochs, lr=2e-3, report=not args.quick)
