@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -149,9 +150,19 @@ def test_two_process_ddp_matches_one_process_and_only_rank_0_writes(tmp_path: Pa
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free loopback port below the ephemeral range. A port the kernel handed out (bind to 0)
+    is an ephemeral one, and node 1, retrying connections to node 0's store before it listens,
+    can get that same number as its own source port: the socket then connects to itself (TCP
+    simultaneous open) and the rendezvous fails, leaving node 0 waiting (seen once in the suite)."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    below = range(20000, low) if low - 20000 >= 200 else range(10000, 10200)
+    for port in random.Random().sample(below, 200):
+        with socket.socket() as probe, contextlib.suppress(OSError):
+            probe.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 @pytest.mark.slow
@@ -161,35 +172,19 @@ def test_two_nodes_on_loopback_train_as_one_process_would(tmp_path: Path) -> Non
 
     environment = {"PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     endpoint = f"127.0.0.1:{free_port()}"
-    nodes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fathom",
-                "train",
-                "digits",
-                "--nproc",
-                "1",
-                "--nnodes",
-                "2",
-                "--node-rank",
-                str(rank),
-                "--rdzv-endpoint",
-                endpoint,
-                *OVERRIDES,
-                f"run.dir={tmp_path / 'runs'}",
-            ],
-            cwd=tmp_path,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for rank in (0, 1)
-    ]
-    for node in nodes:
-        assert node.wait() == 0, node.stderr.read()[-3000:]  # type: ignore[union-attr]
+    command = [sys.executable, "-m", "fathom", "train", "digits", "--nproc", "1", "--nnodes", "2",
+               "--rdzv-endpoint", endpoint, *OVERRIDES, f"run.dir={tmp_path / 'runs'}"]  # fmt: skip
+    logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
+    with contextlib.ExitStack() as files:  # stderr to files: a full pipe cannot stall a node
+        nodes = [
+            subprocess.Popen([*command, "--node-rank", str(rank)], cwd=tmp_path, env=environment,
+                             stdout=subprocess.DEVNULL, stderr=files.enter_context(log.open("w")))
+            for rank, log in zip((0, 1), logs, strict=True)
+        ]  # fmt: skip
+        statuses = wait_for_all(nodes)
+    report = "\n".join(f"node {rank} (exit {status}): {log.read_text()[-2000:]}"
+                       for rank, (status, log) in enumerate(zip(statuses, logs, strict=True)))  # fmt: skip
+    assert statuses == [0, 0], report
     (run_dir,) = (tmp_path / "runs").iterdir()  # one run folder, written by node 0's rank 0
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     single = fathom.fit(data="digits", overrides=[*OVERRIDES, f"run.dir={tmp_path / 'one'}"])
@@ -248,6 +243,21 @@ def test_two_process_fsdp_on_gpus_saves_full_weights(tmp_path: Path) -> None:
     rank_0 = torch.load(tmp_path / "rank0.pt", weights_only=True)  # the gathered, plain module
     for name, value in fathom.load(run_dir).model.state_dict().items():
         assert torch.equal(value, rank_0[name].cpu()), name
+
+
+def wait_for_all(processes: list[subprocess.Popen], limit: float = 900) -> list[int]:
+    """Every process's exit status; once one fails (or ``limit`` passes: a hang), the others
+    and their children are killed rather than left waiting for a rendezvous that never comes."""
+    deadline = time.monotonic() + limit
+    while any(process.poll() is None for process in processes):
+        failed = any(process.returncode not in (None, 0) for process in processes)
+        if failed or time.monotonic() > deadline:
+            for process in processes:
+                if process.poll() is None:
+                    kill_9_everything(process)
+            break
+        time.sleep(0.1)
+    return [process.wait() for process in processes]
 
 
 def descendants(pid: int) -> list[int]:
