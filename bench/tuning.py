@@ -1,7 +1,7 @@
 """Hyperparameter search: a 2-worker MNIST search (SQLite, then PostgreSQL), trials per minute
 with and without pruning, and the cost of a tuning trial against a plain ``fathom train``.
 
-- ``search``: ``fathom.tune`` with 2 worker processes over lr, weight decay, width, dropout;
+- ``search``: ``fathom.tune`` with 2 worker processes (``--workers``; ``--quick``: 1) over lr, weight decay, width, dropout;
   the best trial's test accuracy and the wall time, per storage. The issue's goal (>= 99.5%
   within 30 CPU-minutes) needs full MNIST and ~10 epochs per trial; ``--limit``/``--epochs``
   scale it down on a loaded machine, and the JSON says what was run.
@@ -59,7 +59,7 @@ def data_overrides(args: argparse.Namespace) -> tuple[str, list[str]]:
 def search(args: argparse.Namespace, storage: str | None, pruner: str, folder: Path) -> dict:
     dataset, overrides = data_overrides(args)
     started = time.perf_counter()
-    result = fathom.tune(dataset, SPACE, overrides=overrides, trials=args.trials, workers=2,
+    result = fathom.tune(dataset, SPACE, overrides=overrides, trials=args.trials, workers=args.workers,
                          storage=storage, pruner=pruner, directory=folder, quiet=True,
                          study=f"bench-{pruner}-{int(time.time())}", report=False)  # fmt: skip
     seconds = time.perf_counter() - started
@@ -69,6 +69,7 @@ def search(args: argparse.Namespace, storage: str | None, pruner: str, folder: P
     states = {s: sum(t["state"] == s for t in trials) for s in {t["state"] for t in trials}}
     return {
         "storage": "postgresql" if storage else "sqlite", "pruner": pruner, "trials": len(trials),
+        "workers": args.workers,
         "states": states, "seconds": round(seconds, 1),
         "trials_per_minute": round(len(trials) / seconds * 60, 2),
         "best_val_accuracy": best.get("values", [None])[0], "best_test_accuracy": (test or {}).get("accuracy"),
@@ -116,10 +117,12 @@ def main() -> None:
         "--limit", type=int, default=12000, help="MNIST images used (split 70/10/20)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="overhead pairs")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of a search")
     parser.add_argument("--postgres", default=os.environ.get("FATHOM_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.epochs, args.repeats = 4, 1, 1
+        # one worker: no process to start (two workers are tests/tuning/test_workers.py's)
+        args.trials, args.epochs, args.repeats, args.workers = 4, 1, 1, 1
     machine = common.start_run(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="fathom-bench-tuning-"))

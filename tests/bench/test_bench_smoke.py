@@ -1,7 +1,7 @@
 """The benchmarks in bench/ still run: each ``--quick`` run writes its JSON (toy sizes, small data).
 
-They run in this process (``run_bench_here``), but for the tuning bench, whose workers are
-spawned processes: it runs as a command, and its timeout only stops a hang (far above a run's
+They run in this process (``run_bench_here``), but for the tuning bench (its full run starts
+worker processes): it runs as a command, and its timeout only stops a hang (far above a run's
 time on a loaded machine)."""
 
 from __future__ import annotations
