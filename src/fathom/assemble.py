@@ -29,7 +29,7 @@ from fathom.config import (
 from fathom.data.bundle import DataBundle, DataInfo
 from fathom.data.loader import make_loader
 from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer
-from fathom.engine.distributed import current_execution
+from fathom.engine.distributed import check_processes, current_execution
 from fathom.engine.features import resolve_device
 from fathom.engine.log import MetricsLog
 from fathom.engine.progress import make_progress
@@ -171,8 +171,7 @@ def build_trainer(
         torch.set_num_threads(train.threads)
     execution = current_execution(train.strategy, train.device)
     device = execution.device(resolve_device(train.device))
-    if execution.shards_state and train.ema_decay:  # torch refuses to deepcopy a sharded module
-        raise ConfigError("train.ema_decay needs train.strategy=ddp: FSDP cannot copy the model")
+    check_processes(config, execution.world_size)  # also for resume, which skips fit
     gathers = run_dir is not None and execution.shards_state and not execution.is_main
     if not execution.is_main:  # only the main process writes and shows progress
         run_dir = None

@@ -1,5 +1,6 @@
 """``fathom.launch``: run a ``fathom`` command in several processes with torchrun."""
 
-from fathom.distributed.launch import check_launchable, launch
+from fathom.distributed.launch import launch
+from fathom.engine.distributed import check_processes
 
-__all__ = ["check_launchable", "launch"]
+__all__ = ["check_processes", "launch"]

@@ -23,7 +23,7 @@ from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle
 from fathom.engine import Callback, Trainer
 from fathom.engine.checkpoint_files import checkpoint_from_bytes
-from fathom.engine.distributed import current_execution
+from fathom.engine.distributed import check_processes, current_execution
 from fathom.errors import ConfigError, FathomError
 from fathom.runs import Run, lineage_of, replay
 from fathom.runs.folder import (
@@ -65,8 +65,7 @@ def fit(
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
     network, transfer = starting_network(resolved, bundle, network, resolved.run.progress == "none")
     execution = current_execution(resolved.train.strategy, resolved.train.device)
-    if execution.distributed and resolved.optim.lr == "auto":
-        raise ConfigError("optim.lr=auto needs one process: run 'fathom lr-find' first")
+    check_processes(resolved, execution.world_size)
     # Only the main process makes the folder; the others learn its path and write nothing.
     run_dir = Path(execution.broadcast(str(new_run_dir(resolved)) if execution.is_main else None))
     try:

@@ -56,7 +56,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.nproc is not None:
-        from fathom.api.launch import check_launchable, launch
+        from fathom.api.launch import check_processes, launch
         from fathom.assemble import resolve_config
 
         target, overrides = split_train_items(args.items)
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         resolved = resolve_config(
             layer, dataset=dataset, overrides=[*flag_overrides(args), *overrides]
         )
-        check_launchable(resolved, args.nproc * args.nnodes)
+        check_processes(resolved, args.nproc * args.nnodes)
         arguments = ["train", *([target] if target else []), *flag_overrides(args), *overrides]
         endpoint = args.rdzv_endpoint
         return launch(arguments, args.nproc, args.nnodes, args.node_rank, endpoint)

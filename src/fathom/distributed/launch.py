@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 
-from fathom.config import FathomConfig
 from fathom.errors import ConfigError
 
 
@@ -38,18 +37,6 @@ def torchrun_command(
     else:
         command += ["--standalone"]  # a free local port, no endpoint to choose
     return [*command, "-m", "fathom", *arguments]
-
-
-def check_launchable(config: FathomConfig, world_size: int) -> None:
-    """Refuse, before any process starts, a config that every worker would refuse: a global
-    batch smaller than the processes, EMA under FSDP, or ``optim.lr=auto`` (one process only)."""
-    from fathom.engine.distributed import check_shardable
-
-    check_shardable(world_size, config.data.batch_size, world_size)  # examples: known later
-    if config.train.strategy == "fsdp" and config.train.ema_decay:
-        raise ConfigError("train.ema_decay needs train.strategy=ddp: FSDP cannot copy the model")
-    if config.optim.lr == "auto":
-        raise ConfigError("optim.lr=auto needs one process: run 'fathom lr-find' first")
 
 
 def launch(

@@ -32,6 +32,8 @@ from fathom.errors import ConfigError
 if TYPE_CHECKING:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
+    from fathom.config import FathomConfig
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -246,6 +248,19 @@ def current_execution(strategy: str = "ddp", device: str = "cpu") -> Execution:
     rank = dist.get_rank() if world > 1 else 0
     _CURRENT = Execution(strategy, rank, world)
     return _CURRENT
+
+
+def check_processes(config: FathomConfig, world_size: int) -> None:
+    """What training in ``world_size`` processes refuses, checked alike by ``--nproc`` before
+    torchrun starts any process and by every worker: a global batch smaller than the processes,
+    EMA under FSDP (torch refuses to deepcopy a sharded module), ``optim.lr=auto``."""
+    if world_size <= 1:
+        return
+    check_shardable(world_size, config.data.batch_size, world_size)  # examples: known later
+    if config.train.strategy == "fsdp" and config.train.ema_decay:
+        raise ConfigError("train.ema_decay needs train.strategy=ddp: FSDP cannot copy the model")
+    if config.optim.lr == "auto":
+        raise ConfigError("optim.lr=auto needs one process: run 'fathom lr-find' first")
 
 
 def check_shardable(examples: int, batch_size: int, world_size: int) -> None:

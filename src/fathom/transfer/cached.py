@@ -43,21 +43,30 @@ def encode(features: nn.Module, split: Split, batch_size: int, device: torch.dev
     return Split(encoded, split.targets)
 
 
+def backbone(model: nn.Module, option: str) -> nn.Module:
+    """The model's ``features`` (the transfer contract: ``features`` and ``head``), or a one-line
+    error naming the ``option`` that needs it."""
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Module) or not hasattr(model, "head"):
+        raise ConfigError(f"{option} needs a model with the transfer contract (features, head)")
+    return features
+
+
+def in_memory(split: object, option: str) -> Split:
+    """``split`` if its inputs are tensors in memory, else a one-line error naming ``option``."""
+    if not isinstance(split, Split):
+        raise ConfigError(f"{option} needs the data in memory; this dataset decodes lazily")
+    return split
+
+
 def cached_bundle(
     model: nn.Module, bundle: DataBundle, batch_size: int, device: torch.device
 ) -> DataBundle:
     """``bundle`` with every split's inputs replaced by the model's features of them."""
-    features = getattr(model, "features", None)
-    if not isinstance(features, nn.Module) or not hasattr(model, "head"):
-        raise ConfigError(
-            "transfer.cache_features needs a model with the transfer contract (features, head)"
-        )
+    features = backbone(model, "transfer.cache_features")
     splits = {}
     for name, split in bundle.splits().items():
-        if not isinstance(split, Split):
-            raise ConfigError(
-                "transfer.cache_features needs the data in memory; this dataset decodes lazily"
-            )
+        in_memory(split, "transfer.cache_features")
         splits[name] = encode(features, split, batch_size, device)
     width = int(splits["train"].inputs.shape[1])
     info = dataclasses.replace(bundle.info, input_shape=(width,), normalization=None)

@@ -54,9 +54,10 @@ def tune_on_pairs(
     features.to(device).train()
     optimizer = torch.optim.AdamW(trainable, lr=lr)
     generator = torch.Generator().manual_seed(seed)
+    size = min(len(train), max(2, batch_size))  # examples a step (a pair needs two)
     started, losses = time.perf_counter(), []
     for _ in range(steps):
-        chosen = torch.randperm(len(train), generator=generator)[: max(2, batch_size)]
+        chosen = torch.randperm(len(train), generator=generator)[:size]
         loss = pair_loss(
             features(train.inputs[chosen].to(device)), train.targets[chosen].to(device)
         )
@@ -65,7 +66,7 @@ def tune_on_pairs(
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
     features.train(was_training)
-    return {"steps": steps, "lr": lr, "batch_size": min(len(train), max(2, batch_size)),
+    return {"steps": steps, "lr": lr, "batch_size": size,
             "first_loss": round(losses[0], 4) if losses else None,
             "last_loss": round(losses[-1], 4) if losses else None,
             "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip

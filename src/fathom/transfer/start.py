@@ -12,11 +12,11 @@ from torch import nn
 
 from fathom.assemble import ConfigSource, as_layer, evaluation_batch_size
 from fathom.config import FathomConfig, build_config, merge_layer, parse_overrides
-from fathom.data.bundle import DataBundle, Split
+from fathom.data.bundle import DataBundle
 from fathom.engine import Callback
 from fathom.engine.features import resolve_device
 from fathom.errors import ConfigError
-from fathom.transfer.cached import cached_bundle, head_only_callbacks
+from fathom.transfer.cached import backbone, cached_bundle, head_only_callbacks, in_memory
 from fathom.transfer.contrastive import tune_on_pairs
 from fathom.transfer.freezing import freezing_callbacks
 from fathom.transfer.sources import resolve_source, source_layer
@@ -87,14 +87,9 @@ def tune_backbone(config: FathomConfig, network: nn.Module, bundle: DataBundle) 
     transfer = config.transfer
     if not transfer.contrastive_steps:
         return {}
-    features = getattr(network, "features", None)
-    if not isinstance(features, nn.Module) or not hasattr(network, "head"):
-        raise ConfigError(
-            "transfer.contrastive_steps needs a model with the transfer contract (features, head)"
-        )
-    if not isinstance(bundle.train, Split):
-        raise ConfigError("transfer.contrastive_steps needs the data in memory")
+    option = "transfer.contrastive_steps"
+    features, train = backbone(network, option), in_memory(bundle.train, option)
     device = resolve_device(config.train.device)
     steps, lr, seed = transfer.contrastive_steps, transfer.contrastive_lr, config.train.seed
-    return {"contrastive": tune_on_pairs(features, bundle.train, steps, lr,
-                                         config.data.batch_size, seed, device)}  # fmt: skip
+    return {"contrastive": tune_on_pairs(features, train, steps, lr, config.data.batch_size,
+                                         seed, device)}  # fmt: skip
