@@ -208,6 +208,12 @@ def wrk_rate(port: int, body: bytes, clients: int, seconds: float) -> dict | Non
     }
 
 
+def paired_speedup(rounds: list[tuple[float, float]]) -> list[float]:
+    """Mean and spread of the per-round ratios, (batching, no batching) rates each round."""
+    ratios = [batching / plain for batching, plain in rounds]
+    return [round(statistics.mean(ratios), 2), round(statistics.pstdev(ratios), 2)]
+
+
 def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
     from fathom.runs import load
 
@@ -234,22 +240,15 @@ def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
                     results["throughput_wrk"][mode].append(measured)
             finally:
                 server.stop()
-    ratios = [
-        a / b
-        for a, b in zip(
-            results["throughput"]["batching"], results["throughput"]["no_batching"], strict=True
-        )
-    ]
-    results["batching_speedup"] = [
-        round(statistics.mean(ratios), 2),
-        round(statistics.pstdev(ratios), 2),
-    ]
+    throughput = results["throughput"]
+    results["batching_speedup"] = paired_speedup(
+        list(zip(throughput["batching"], throughput["no_batching"], strict=True))
+    )
     if "throughput_wrk" in results:
         wrk = results["throughput_wrk"]
-        paired = [a["rate"] / b["rate"] for a, b in zip(wrk["batching"], wrk["no_batching"], strict=True)
+        rounds = [(a["rate"], b["rate"]) for a, b in zip(wrk["batching"], wrk["no_batching"], strict=True)
                   if b["rate"]]  # fmt: skip
-        results["batching_speedup_wrk"] = [round(statistics.mean(paired), 2),
-                                           round(statistics.pstdev(paired), 2)] if paired else None  # fmt: skip
+        results["batching_speedup_wrk"] = paired_speedup(rounds) if rounds else None
     server = Server(run_dir)
     try:
         count = 500 if quick else 10_000
