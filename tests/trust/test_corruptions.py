@@ -39,3 +39,19 @@ def test_bad_names_and_severities_are_config_errors(pixels) -> None:
         corrupt(pixels, "fogg", 1)
     with pytest.raises(ConfigError, match="severity"):
         corrupt(pixels, "fog", 6)
+
+
+def test_noise_and_brightness_follow_cifar_10_c_severities() -> None:
+    """CIFAR-10-C's constants (ImageNet-C's noise is about twice as strong on 32x32 images)."""
+    grey = torch.full((8, 3, 32, 32), 0.5)
+    for severity, scale in ((1, 0.04), (5, 0.10)):
+        noise = corrupt(grey, "gaussian_noise", severity) - grey
+        assert float(noise.std()) == pytest.approx(scale, rel=0.05)
+    for severity, amount in ((1, 0.01), (5, 0.07)):
+        changed = (corrupt(grey, "impulse_noise", severity) != grey).float().mean()
+        assert float(changed) == pytest.approx(amount, rel=0.15)
+    colour = torch.tensor([0.2, 0.4, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    brighter = corrupt(colour, "brightness", 1)  # value 0.4 -> 0.45, hue and saturation kept
+    assert torch.allclose(brighter[0, :, 0, 0], torch.tensor([0.225, 0.45, 0.0]))
+    black = torch.zeros(1, 3, 2, 2)
+    assert torch.allclose(corrupt(black, "brightness", 5), torch.full_like(black, 0.3))
