@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.9, help="weight of the soft targets")
     parser.add_argument("--distill-epochs", type=int, help="default: the run's epochs")
     parser.add_argument("--finetune-epochs", type=int, default=1, help="after pruning")
+    parser.add_argument(
+        "--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning before int8"
+    )
     parser.add_argument("--max-accuracy-drop", type=float, default=0.5, help="in points")
     parser.add_argument("--name", help="name of the new run folder")
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         prune_scope=args.scope, prune_steps=args.prune_steps, quantize_mode=args.quantize_mode,
         student_options=student_options(args.student), temperature=args.temperature,
         alpha=args.alpha, distill_epochs=args.distill_epochs,
-        finetune_epochs=args.finetune_epochs, name=args.name,
+        finetune_epochs=args.finetune_epochs, qat_epochs=args.qat_epochs, name=args.name,
     )  # fmt: skip
     summary = result.summary.get("compressed_from")
     print(f"compressed {summary} -> {result.path}")

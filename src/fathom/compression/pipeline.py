@@ -19,7 +19,7 @@ from fathom.assemble import load_data
 from fathom.compression import stages
 from fathom.compression.measure import accuracy, describe_model, latencies, test_inputs
 from fathom.compression.pruning import check_amount
-from fathom.compression.quantization import cpu_instruction_sets, quantize_int8
+from fathom.compression.quantization import choose_mode, cpu_instruction_sets, quantize_int8
 from fathom.compression.report import write_compressed_run
 from fathom.config import FathomConfig
 from fathom.errors import ConfigError
@@ -42,6 +42,7 @@ class CompressionPlan:
     alpha: float = 0.9
     distill_epochs: int | None = None  # default: the run's epochs
     finetune_epochs: int = 1
+    qat_epochs: int = 0  # quantization-aware fine-tuning before int8 (0: post-training only)
     max_accuracy_drop: float = 0.5
     name: str | None = None
 
@@ -50,12 +51,16 @@ class CompressionPlan:
             check_amount(self.prune)
         if self.quantize not in (None, "int8"):
             raise ConfigError(f"unknown quantization '{self.quantize}' (choose from int8)")
+        if self.qat_epochs and self.quantize is None:
+            raise ConfigError("--qat-epochs trains for int8: give --quantize int8 too")
         if self.prune is None and self.quantize is None and self.distill_into is None:
             raise ConfigError("nothing to do: give --prune, --quantize and/or --distill-into")
         if not 1 <= self.prune_steps <= 100:
             raise ConfigError(f"--prune-steps must be between 1 and 100, got {self.prune_steps}")
-        if self.max_accuracy_drop < 0 or self.finetune_epochs < 0:
-            raise ConfigError("--max-accuracy-drop and --finetune-epochs must not be negative")
+        if self.max_accuracy_drop < 0 or self.finetune_epochs < 0 or self.qat_epochs < 0:
+            raise ConfigError(
+                "--max-accuracy-drop, --finetune-epochs and --qat-epochs must not be negative"
+            )
 
 
 @dataclass
@@ -111,10 +116,15 @@ def planned_steps(run: Run, plan: CompressionPlan) -> list[tuple[str, Any]]:
     if plan.quantize:
 
         def quantize(model: nn.Module, config: FathomConfig) -> Any:
+            mode, trained = choose_mode(model, plan.quantize_mode), {}
+            if plan.qat_epochs:
+                model, trained = stages.quantization_aware(
+                    model, config, bundle, plan.qat_epochs, mode
+                )
             current = Run(None, config, run.info, copy.deepcopy(model), bundle)
             calibration = stages.calibration_batches(bundle)
-            quantized, details = quantize_int8(current, plan.quantize_mode, calibration)
-            return quantized, config, {**details, "cpu": cpu_instruction_sets()}
+            quantized, details = quantize_int8(current, mode, calibration)
+            return quantized, config, {**details, **trained, "cpu": cpu_instruction_sets()}
 
         steps.append(("quantize", quantize))
     return steps

@@ -19,6 +19,7 @@ from fathom.compression.pruning import (
     release_zeros,
     sparsity,
 )
+from fathom.compression.qat import quantization_aware_finetune
 from fathom.config import FathomConfig, validate_config
 from fathom.data.bundle import DataBundle, Split
 from fathom.errors import ConfigError
@@ -28,12 +29,13 @@ from fathom.runs.run import Run
 from fathom.tasks.distillation import Distillation
 
 
-def short_config(config: FathomConfig, epochs: int) -> FathomConfig:
-    """The run's recipe for ``epochs`` epochs, no weight EMA, no early stopping."""
+def short_config(config: FathomConfig, epochs: int, **train_values: Any) -> FathomConfig:
+    """The run's recipe for ``epochs`` epochs, no weight EMA, no early stopping (and any other
+    ``train`` values given)."""
     if epochs < 1:
         raise ConfigError(f"fine-tuning epochs must be at least 1, got {epochs}")
     train = config.train.model_copy(
-        update={"epochs": int(epochs), "ema_decay": None, "early_stopping": None}
+        update={"epochs": int(epochs), "ema_decay": None, "early_stopping": None, **train_values}
     )
     return config.model_copy(update={"train": train})
 
@@ -73,6 +75,18 @@ def distill(
     frozen = copy.deepcopy(teacher.model).eval()
     task = Distillation.for_data(teacher.info, teacher=frozen, temperature=temperature, alpha=alpha)
     return train_model(config, student, teacher.data, task), config
+
+
+def quantization_aware(
+    model: nn.Module, config: FathomConfig, bundle: DataBundle, epochs: int, mode: str
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``epochs`` of the run's recipe with int8 simulated (in fp32: the simulation is of int8,
+    not of bf16), before ONNX Runtime quantizes the result."""
+    short = short_config(config, epochs, precision="fp32")
+    trained, details = quantization_aware_finetune(
+        model, mode, lambda working: train_model(short, working, bundle)
+    )
+    return trained, {**details, "qat_epochs": epochs}
 
 
 def prune_unstructured(
