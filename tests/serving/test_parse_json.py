@@ -29,3 +29,16 @@ def test_parse_json_agrees_with_the_standard_library(with_orjson, monkeypatch):
         with pytest.raises(RequestError, match="not valid JSON") as raised:
             app.parse_json(bad)
         assert raised.value.status == 400
+
+
+@pytest.mark.parametrize("with_orjson", [True, False])
+def test_answers_are_the_same_compact_json_either_way(with_orjson, monkeypatch):
+    import json
+
+    if not with_orjson:
+        monkeypatch.setattr(app, "orjson", None)
+    payload = {"run": "caf\u00e9", "predictions": [{"top": [{"class": "7", "index": 7,
+               "probability": 0.1 + 0.2}]}, {"values": [1e-7, -2.5, 3.0]}]}  # fmt: skip
+    body = app.dump_json(payload)
+    assert json.loads(body) == payload and b" " not in body  # same values (1e-7 or 1e-07)
+    assert "caf\u00e9".encode() in body  # UTF-8, not \u escapes

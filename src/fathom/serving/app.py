@@ -91,7 +91,6 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None) -> Fa
 
     lifespan = batching_lifespan(model, settings, metrics, state)
     app = FastAPI(title=f"Fathom: {model.run_name}", version="1", lifespan=lifespan)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -115,25 +114,61 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None) -> Fa
     async def info() -> dict[str, Any]:
         return {**model.describe(), "limits": asdict(settings)}
 
-    @app.post("/predict", openapi_extra=PREDICT_BODY)
-    async def predict(request: Request) -> JSONResponse:
+    async def predict_answer(request: Request) -> tuple[int, dict[str, Any]]:
         try:
             inputs, top_k = await read_request(request, model, settings)
         except RequestError as fault:
-            return error(fault.status, fault.message)
+            return fault.status, {"error": fault.message}
         except ClientDisconnect:
-            return error(400, "the client closed the connection before the body ended")
+            return 400, {"error": "the client closed the connection before the body ended"}
         if not state["ready"]:
-            return error(503, "the server is starting or stopping")
+            return 503, {"error": "the server is starting or stopping"}
         try:
             outputs = await asyncio.wait_for(
                 state["batcher"].submit(inputs), settings.timeout_seconds
             )
         except (asyncio.TimeoutError, Overloaded):
-            return error(503, f"busy: no answer within {settings.timeout_seconds:g} s; retry later")
-        return JSONResponse(answer(model, outputs, top_k))
+            busy = f"busy: no answer within {settings.timeout_seconds:g} s; retry later"
+            return 503, {"error": busy}
+        return 200, answer(model, outputs, top_k)
 
+    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    async def predict(request: Request) -> Response:  # the schema; PredictRoute answers first
+        status, payload = await predict_answer(request)
+        return Response(dump_json(payload), status, media_type="application/json")
+
+    app.add_middleware(PredictRoute, answer=predict_answer)  # inside the metrics middleware
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+class PredictRoute:
+    """Pure ASGI answer to ``POST /predict``, ahead of FastAPI's router: under load the event
+    loop, not the model, limits a batching server, and FastAPI's routing, endpoint wrapper and
+    response classes cost more per request than reading the body. The same ``answer`` function
+    backs the FastAPI route, which stays for the OpenAPI schema; other paths and methods go on
+    to FastAPI (a GET /predict is its 405)."""
+
+    def __init__(self, app: Any, answer: Any) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        status, payload = await self.answer(Request(scope, receive))
+        body = dump_json(payload)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def dump_json(payload: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON (orjson where installed; the answers hold only finite floats)."""
+    if orjson is not None:
+        return orjson.dumps(payload)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def batching_lifespan(
