@@ -106,6 +106,7 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "run": trial.user_attrs.get("run"),
         "light": light,
         "seconds": trial.duration.total_seconds() if trial.duration else None,
+        "finished": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
         **{
             k: trial.user_attrs[k]
             for k in ("latency_ms", "parameters", "macs")
