@@ -100,6 +100,12 @@ def test_tuning_bench_quick_writes_its_record(tmp_path):
 
 
 def test_nas_bench_quick_writes_its_record(tmp_path):
-    record = run_bench_here("nas.py", tmp_path / "nas.json")
+    record = run_bench_here("nas.py", tmp_path / "nas.json", "--reference", "2")
     assert [run["strategy"] for run in record["runs"]] == ["evolution", "random"]
     assert all(run["trials"] == 3 for run in record["runs"])
+    reference = record["reference"]
+    assert len(reference["architectures"]) == 2
+    assert reference["best_test_accuracy"] == max(
+        a["test_accuracy"] for a in reference["architectures"]
+    )
+    assert all("points_below_best_reference" in run for run in record["runs"])
