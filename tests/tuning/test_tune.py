@@ -74,6 +74,17 @@ def test_a_pruned_trial_stops_after_its_first_epoch(tmp_path):
     assert PruningCallback.order > 0
 
 
+def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path):
+    """Pruning there would save nothing and throw the finished trial's result away."""
+    base = fathom.assemble.resolve_config(dataset="digits", overrides=[*TINY, "train.epochs=1"])
+    plan = TrialPlan(base=base.to_dict(), space=parse_space(SPACE), metric="accuracy",
+                     direction="maximize", trials_dir=str(tmp_path / "trials"))  # fmt: skip
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    study.optimize(Objective(plan, CachedDataFit()), n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert list(study.trials[0].intermediate_values) == [1]
+
+
 def test_a_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path):
     space = {"optim.lr": {"choice": [1.0e6, 0.01]}, "optim.name": {"choice": ["sgd"]}}
     result = tune("digits", space, overrides=TINY, trials=2, sampler="grid", directory=tmp_path,

@@ -74,6 +74,8 @@ class PruningCallback(Callback):
             return  # a diverged loss is caught by the trainer itself
         epoch = trainer.state.epoch
         self.trial.report(float(value), step=epoch)
+        if epoch >= trainer.epochs:
+            return  # the last epoch: training is paid for, so the trial completes and counts
         if self.trial.should_prune():
             self.pruned_after = epoch
             raise StopTraining(f"pruned by the study after epoch {epoch}")
