@@ -87,6 +87,22 @@ def test_int8_run_is_within_the_stated_accuracy_and_evaluates_and_predicts(digit
     assert record["exporter"] == "fathom compress" and record["parity"]["argmax_agreement"] == 1.0
 
 
+def test_compress_with_qat_records_it_and_stays_within_budget(digits_run, capsys) -> None:
+    source = digits_run
+    assert main(["compress", str(source), "--quantize", "int8", "--qat-epochs", "1",
+                 "--max-accuracy-drop", "100", "--name", "qat"]) == 0  # fmt: skip
+    capsys.readouterr()
+    summary = json.loads((source.parent / "qat" / "compression.json").read_text())
+    details = summary["stages"][0]["details"]
+    assert details["qat_epochs"] == 1 and details["qat_mode"] == "static"
+    assert details["qat_layers"] >= 3  # the CNN's convolutions and linear layers
+    quantized = load(source.parent / "qat")
+    fp32 = load(source).evaluate("test")["accuracy"]
+    assert quantized.evaluate("test")["accuracy"] >= fp32 - 0.03  # the fine-tune may add some
+    assert main(["compress", str(source), "--qat-epochs", "1"]) == 2
+    assert "--quantize int8" in capsys.readouterr().err
+
+
 def test_distil_into_a_small_student(digits_run, capsys) -> None:
     teacher_weights = (digits_run / "model.safetensors").read_bytes()
     assert main(["compress", str(digits_run), "--distill-into", "cnn", "--student",

@@ -1,16 +1,12 @@
-"""Quantization-aware training: the simulated int8 grid, gradients through it, clean removal,
-and ``fathom compress --qat-epochs`` end to end (the run records it and stays within budget)."""
+"""Quantization-aware training: the simulated int8 grid, gradients through it, clean removal
+(``fathom compress --qat-epochs`` end to end is in test_compress.py)."""
 
 from __future__ import annotations
-
-import json
 
 import torch
 from torch import nn
 
-from fathom.cli import main
 from fathom.compression.qat import simulate_int8, stop_simulating
-from fathom.runs import load
 
 
 def test_weights_and_inputs_are_rounded_to_the_int8_grid_and_gradients_pass() -> None:
@@ -41,21 +37,3 @@ def test_dynamic_mode_rounds_each_weight_tensor_as_a_whole() -> None:
     simulate_int8(layer, "dynamic")
     steps = layer.weight / (layer.parametrizations.weight.original.abs().max() / 127)
     assert torch.allclose(steps, steps.round(), atol=1e-3)
-
-
-def test_compress_with_qat_records_it_and_stays_within_budget(tmp_path, capsys) -> None:
-    from serving_support import train_digits
-
-    source = train_digits(tmp_path)
-    assert main(["compress", str(source), "--quantize", "int8", "--qat-epochs", "1",
-                 "--max-accuracy-drop", "100", "--name", "qat"]) == 0  # fmt: skip
-    capsys.readouterr()
-    summary = json.loads((source.parent / "qat" / "compression.json").read_text())
-    details = summary["stages"][0]["details"]
-    assert details["qat_epochs"] == 1 and details["qat_mode"] == "static"
-    assert details["qat_layers"] >= 3  # the CNN's convolutions and linear layers
-    quantized = load(source.parent / "qat")
-    fp32 = load(source).evaluate("test")["accuracy"]
-    assert quantized.evaluate("test")["accuracy"] >= fp32 - 0.03  # the fine-tune may add some
-    assert main(["compress", str(source), "--qat-epochs", "1"]) == 2
-    assert "--quantize int8" in capsys.readouterr().err
