@@ -149,6 +149,19 @@ async def send_malformed(port: int, requests: list[tuple[bytes, bool]], clients:
     return statuses
 
 
+def wait_until_ready(process: subprocess.Popen, url: str, name: str) -> None:
+    """Poll ``url`` until it answers; a server that exits or takes 5 minutes is an error."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.2)
+
+
 class Server:
     """A `fathom serve` process on a free loopback port."""
 
@@ -165,15 +178,7 @@ class Server:
             *options,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=os.environ.copy())
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("fathom serve did not start") from None
-                time.sleep(0.2)
+        wait_until_ready(self.process, f"http://127.0.0.1:{self.port}/readyz", "fathom serve")
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(

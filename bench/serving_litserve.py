@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HERE, load_average, machine_info, write_record  # noqa: E402
 from export import train_run  # noqa: E402
 from fathom.serving import free_port  # noqa: E402
-from serving import Server, closed_loop, http_request, paired_speedup, wrk_rate  # noqa: E402
+from serving import (  # noqa: E402
+    Server,
+    closed_loop,
+    http_request,
+    paired_speedup,
+    wait_until_ready,
+    wrk_rate,
+)
 
 try:
     import litserve as ls
@@ -95,15 +101,7 @@ class LitServeProcess:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
             start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("LitServe did not start") from None
-                time.sleep(0.3)
+        wait_until_ready(self.process, f"http://127.0.0.1:{self.port}/health", "LitServe")
 
     def stop(self) -> None:
         """SIGTERM to LitServe and its workers, then SIGKILL to whatever of them is left."""

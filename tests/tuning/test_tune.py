@@ -56,13 +56,20 @@ class AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
-def test_a_pruned_trial_stops_after_its_first_epoch(tmp_path):
-    base = fathom.assemble.resolve_config(dataset="digits", overrides=[*TINY, "train.epochs=4"])
+def one_trial_always_pruned(tmp_path, epochs: int) -> optuna.trial.FrozenTrial:
+    """One digits trial of ``epochs`` epochs under a pruner that always says prune."""
+    base = fathom.assemble.resolve_config(
+        dataset="digits", overrides=[*TINY, f"train.epochs={epochs}"]
+    )
     plan = TrialPlan(base=base.to_dict(), space=parse_space(SPACE), metric="accuracy",
                      direction="maximize", trials_dir=str(tmp_path / "trials"))  # fmt: skip
     study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
     study.optimize(Objective(plan, CachedDataFit()), n_trials=1)
-    trial = study.trials[0]
+    return study.trials[0]
+
+
+def test_a_pruned_trial_stops_after_its_first_epoch(tmp_path):
+    trial = one_trial_always_pruned(tmp_path, epochs=4)
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
     run = json.loads((tmp_path / "trials" / "trial-0000" / "run.json").read_text())
@@ -76,13 +83,9 @@ def test_a_pruned_trial_stops_after_its_first_epoch(tmp_path):
 
 def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path):
     """Pruning there would save nothing and throw the finished trial's result away."""
-    base = fathom.assemble.resolve_config(dataset="digits", overrides=[*TINY, "train.epochs=1"])
-    plan = TrialPlan(base=base.to_dict(), space=parse_space(SPACE), metric="accuracy",
-                     direction="maximize", trials_dir=str(tmp_path / "trials"))  # fmt: skip
-    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
-    study.optimize(Objective(plan, CachedDataFit()), n_trials=1)
-    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
-    assert list(study.trials[0].intermediate_values) == [1]
+    trial = one_trial_always_pruned(tmp_path, epochs=1)
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [1]
 
 
 def test_a_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path):
