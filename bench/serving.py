@@ -219,13 +219,19 @@ def paired_speedup(rounds: list[tuple[float, float]]) -> list[float]:
     return [round(statistics.mean(ratios), 2), round(statistics.pstdev(ratios), 2)]
 
 
-def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
+def image_request(run_dir: Path) -> tuple[bytes, bytes]:
+    """The JSON body of one seeded grey image of the run's size (MNIST: 28x28, uint8 pixels)
+    and the whole HTTP request carrying it to /predict."""
     from fathom.runs import load
 
-    height, width = load(run_dir).info.input_shape[-2:]  # one grey image (MNIST: 28x28)
+    height, width = load(run_dir).info.input_shape[-2:]
     image = np.random.default_rng(0).integers(0, 256, (height, width)).tolist()
     body = json.dumps({"inputs": image, "dtype": "uint8"}).encode()
-    payload = http_request("/predict", body)
+    return body, http_request("/predict", body)
+
+
+def run_benchmark(run_dir: Path, quick: bool, rounds: int) -> dict:
+    body, payload = image_request(run_dir)
     seconds = 1.0 if quick else 10.0
     results: dict = {"throughput": {"batching": [], "no_batching": []}}
     for round_index in range(rounds):

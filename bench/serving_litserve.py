@@ -34,7 +34,7 @@ from fathom.serving import free_port  # noqa: E402
 from serving import (  # noqa: E402
     Server,
     closed_loop,
-    http_request,
+    image_request,
     paired_speedup,
     wait_until_ready,
     wrk_rate,
@@ -116,12 +116,7 @@ class LitServeProcess:
 
 
 def measure(run_dir: Path, rounds: int, seconds: float) -> dict[str, Any]:
-    from fathom.runs import load
-
-    height, width = load(run_dir).info.input_shape[-2:]
-    image = np.random.default_rng(0).integers(0, 256, (height, width)).tolist()
-    body = json.dumps({"inputs": image, "dtype": "uint8"}).encode()
-    payload = http_request("/predict", body)
+    body, payload = image_request(run_dir)  # the same request as bench/serving.py sends
     rates: dict[str, dict[str, list[float]]] = {"fathom": {"asyncio": [], "wrk": []},
                                                 "litserve": {"asyncio": [], "wrk": []}}  # fmt: skip
     for index in range(rounds):
