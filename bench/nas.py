@@ -76,7 +76,8 @@ def run_strategy(args: argparse.Namespace, strategy: str, folder: Path) -> dict:
     dataset, overrides = data_and_overrides(args)
     started = time.perf_counter()
     result = fathom.nas(dataset, trials=args.trials, strategy=strategy, population=max(2, args.trials // 3),
-                        budget_latency_ms=args.budget_latency_ms, trial_epochs=1, overrides=overrides,
+                        budget_latency_ms=args.budget_latency_ms, trial_epochs=1, trial_steps=args.trial_steps,
+                        overrides=overrides,
                         directory=folder, study=strategy, quiet=True, report=not args.quick)  # fmt: skip
     seconds = time.perf_counter() - started
     winner = result.record["extra"]["winner"]
@@ -132,6 +133,7 @@ def main() -> None:
         help="random architectures trained fully as the yardstick (the issue: 20)",
     )
     parser.add_argument("--reference-seed", type=int, default=1)
+    parser.add_argument("--trial-steps", type=int, help="cut each 1-epoch trial at N steps")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.reference = 3, min(args.reference, 2)

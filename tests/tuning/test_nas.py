@@ -61,8 +61,8 @@ def test_evolution_mutates_one_choice_and_drops_keys_it_disables():
 
 def test_nas_end_to_end_with_the_cli(tmp_path, capsys):
     argv = ["nas", "digits", "data.limit=240", "train.epochs=2", "train.diagnostics=false",
-            "--trials", "4", "--population", "2", "--trial-epochs", "1", "--budget-params", "200000",
-            "--dir", str(tmp_path), "--study", "arch", "--quiet"]  # fmt: skip
+            "--trials", "4", "--population", "2", "--trial-epochs", "1", "--trial-steps", "1",
+            "--budget-params", "200000", "--dir", str(tmp_path), "--study", "arch", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     record = json.loads((tmp_path / "arch" / "study.json").read_text())
     assert len(record["trial_list"]) == 4
@@ -70,9 +70,13 @@ def test_nas_end_to_end_with_the_cli(tmp_path, capsys):
         if trial["state"] == "complete":
             assert trial["parameters"] <= 200000 and trial["latency_ms"] > 0
     assert [t for t in record["trial_list"] if t["state"] == "complete"]
+    trained = [fathom.runs.folder.read_run_json(path.parent)
+               for path in (tmp_path / "arch" / "trials").glob("*/run.json")]  # fmt: skip
+    assert trained and all(trial["steps"] == 1 for trial in trained)  # --trial-steps: a proxy
     winner = record["extra"]["winner"]
     run = fathom.load(winner["winner run"])  # the winner is a normal run of a registered model
     assert run.config.model.name == "convnet" and run.config.train.epochs == 2
+    assert run.config.train.max_steps is None  # the winner trains fully
     assert run.evaluate("test")["accuracy"] > 0.1
     page = (tmp_path / "arch" / "report.html").read_text()
     assert (

@@ -280,6 +280,7 @@ def nas(
     budget_params: float | None = None,
     budget_macs: float | None = None,
     trial_epochs: int | None = None,
+    trial_steps: int | None = None,
     config: ConfigSource = None,
     overrides: Iterable[str] = (),
     population: int = 10,
@@ -295,7 +296,8 @@ def nas(
     report: bool = True,
 ) -> StudyResult:
     """Search a ``family``'s architectures under the budgets, each trained for ``trial_epochs``
-    (default a third of the recipe's epochs); then re-train the winner from scratch with the
+    (default a third of the recipe's epochs), cut at ``trial_steps`` optimizer steps if given (a
+    cheaper proxy; the schedule ends there); then re-train the winner from scratch with the
     recipe (its run folder is ``<study>/winner``). ``strategy``: random (with successive-halving
     early stopping), evolution (regularised) or nsga2 (accuracy against latency).
     ``report=False`` skips the HTML reports (the study's, the winner's and the best trials')."""
@@ -306,7 +308,7 @@ def nas(
         spec.trials = trials or spec.trials
     else:
         spec = nas_spec(data, family, trials, strategy, config, overrides, study, directory,
-                        trial_epochs)  # fmt: skip
+                        trial_epochs, trial_steps)  # fmt: skip
         budget = {"latency_ms": budget_latency_ms, "parameters": budget_params, "macs": budget_macs}
         spec.plan.budget = {k: v for k, v in budget.items() if v is not None or k == "latency_ms"}
         spec.seed, spec.storage, spec.keep_runs = seed, storage or "", 3
@@ -318,6 +320,7 @@ def nas(
 def nas_spec(
     data: str | None, family: str, trials: int, strategy: str, config: ConfigSource,
     overrides: Iterable[str], study: str | None, directory: str | Path, trial_epochs: int | None,
+    trial_steps: int | None = None,
 ) -> StudySpec:  # fmt: skip
     from fathom.tuning.nas import STRATEGIES, family_space
 
@@ -325,14 +328,18 @@ def nas_spec(
         raise ConfigError(f"unknown strategy '{strategy}'; choose from {', '.join(STRATEGIES)}")
     space = family_space(family)
     base = resolve_config(config, dataset=data, overrides=overrides)
-    final_epochs = base.train.epochs
+    final_epochs, final_max_steps = base.train.epochs, base.train.max_steps
     base.train.epochs = trial_epochs or max(1, final_epochs // 3)
+    if trial_steps is not None:
+        if trial_steps < 1:
+            raise ConfigError(f"--trial-steps must be at least 1, got {trial_steps}")
+        base.train.max_steps = min(trial_steps, final_max_steps or trial_steps)
     costs = ["latency_ms"] if strategy == "nsga2" else []
     spec = new_spec(base, space, study, directory, costs, trials)
     spec.plan.family, spec.strategy = family, strategy
     spec.sampler = "nsga2" if strategy == "nsga2" else "random"
     spec.pruner = "halving" if strategy == "random" else "none"
-    spec.extra = {"final_epochs": final_epochs}
+    spec.extra = {"final_epochs": final_epochs, "final_max_steps": final_max_steps}
     return spec
 
 
@@ -351,6 +358,7 @@ def finish_architecture_search(
     if winner is not None:
         config = trial_config(spec.plan, winner.params, winner.number)
         config.train.epochs = int(spec.extra.get("final_epochs", config.train.epochs))
+        config.train.max_steps = spec.extra.get("final_max_steps", config.train.max_steps)
         config.run.dir, config.run.name = str(spec.path), "winner"
         config.run.progress = "none" if quiet else "auto"
         details = {"trial": winner.number, "metric": spec.plan.metric,

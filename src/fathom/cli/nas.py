@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-params", type=float, help="parameter count limit")
     parser.add_argument("--budget-macs", type=float, help="multiply-accumulate limit per input")
     parser.add_argument("--trial-epochs", type=int, help="epochs per trial (default: a third)")
+    parser.add_argument("--trial-steps", type=int,
+                        help="cut each trial at this many optimizer steps (a cheaper proxy)")  # fmt: skip
     parser.add_argument("--population", type=int, default=10, help="evolution's population")
     parser.add_argument("--no-retrain", action="store_true", help="do not re-train the winner")
     add_study_arguments(parser, "search")
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     nas(
         dataset, family=args.family, trials=args.trials, strategy=args.strategy,
         budget_latency_ms=args.budget_latency_ms, budget_params=args.budget_params,
-        budget_macs=args.budget_macs, trial_epochs=args.trial_epochs, config=config,
+        budget_macs=args.budget_macs, trial_epochs=args.trial_epochs, trial_steps=args.trial_steps,
+        config=config,
         overrides=overrides, population=args.population, retrain=not args.no_retrain,
         workers=args.workers, storage=args.storage, study=args.study, timeout=args.timeout,
         resume=args.resume, seed=args.seed, directory=args.dir, quiet=args.quiet,
