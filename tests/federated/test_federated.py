@@ -56,7 +56,11 @@ def test_bad_split_settings_are_one_line_config_errors() -> None:
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [("--split=pathological", "unknown split"), ("--alpha=-1", "alpha must be > 0")],
+    [
+        ("--split=pathological", "unknown split"),
+        ("--alpha=-1", "alpha must be > 0"),
+        ("--processes=0", "processes must be between 1 and 256"),
+    ],
 )
 def test_cli_bad_input_exits_2_with_one_line(
     flag: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -129,3 +133,18 @@ def test_simulation_resumes_bitwise_after_an_interruption_mid_round(
         assert (whole.path / name).read_bytes() == (resumed.path / name).read_bytes(), name
     summary = (resumed.path / "federated.json").read_text()
     assert '"participation"' in summary and '"class_histogram"' in summary
+
+
+def test_clients_in_worker_processes_train_as_one_process_on_one_thread(tmp_path: Path) -> None:
+    one_thread = [*TINY, "train.threads=1"]
+    alone = federate("digits", overrides=[*one_thread, f"run.dir={tmp_path / 'a'}"], **SETTINGS)
+    side_by_side = federate("digits", overrides=[*one_thread, f"run.dir={tmp_path / 'b'}"],
+                            **SETTINGS, processes=2)  # fmt: skip
+    for name in ("model.safetensors", "metrics.jsonl", "clients.safetensors"):
+        assert (alone.path / name).read_bytes() == (side_by_side.path / name).read_bytes(), name
+
+
+def test_worker_processes_are_for_the_simulation_only(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--processes is for the simulation"):
+        federate("digits", overrides=[*TINY, f"run.dir={tmp_path}"], flower="local",
+                 **SETTINGS, processes=2)  # fmt: skip

@@ -15,7 +15,7 @@ from fathom.api.train import start_run_record
 from fathom.assemble import ConfigSource, build_model, load_data, prepare, seed_everything
 from fathom.data.bundle import DataBundle
 from fathom.engine import load_checkpoint
-from fathom.errors import CheckpointError, FathomError
+from fathom.errors import CheckpointError, ConfigError, FathomError
 from fathom.federated.record import (
     CHECKPOINT,
     after_round,
@@ -50,13 +50,17 @@ def federate(
     **settings: Any,
 ) -> Run:
     """Train ``model`` on ``data`` split among clients (``settings``: clients, fraction,
-    local_epochs, rounds, split, alpha, strategy, mu, server, server_lr, server_momentum);
+    local_epochs, rounds, split, alpha, strategy, mu, server, server_lr, server_momentum,
+    processes);
     ``resume=RUN`` continues an interrupted federated run from its last round;
     ``flower="local"`` (or a SuperLink's ``HOST:PORT`` or Flower connection name) trains it on
     Flower SuperNodes instead of in this process (see ``fathom.federated.deploy``)."""
     if resume is not None:
         return resume_federated(Path(resume))
     federated = FederatedConfig(**settings)
+    if flower is not None and federated.processes > 1:
+        raise ConfigError("--processes is for the simulation; with --flower every client is "
+                          "its own process already")  # fmt: skip
     if flower is not None and importlib.util.find_spec("flwr") is None:
         raise FathomError("--flower needs Flower: pip install 'fathom-dl[federated]'")
     resolved, bundle, network = prepare(model, data, config, [*CLIENT_DEFAULTS, *overrides], {})

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-adam", action="store_true", help="FedAdam server optimizer")
     parser.add_argument("--server-lr", type=float, help="server learning rate (FedAvgM/FedAdam)")
     parser.add_argument("--batch-size", type=int, help="local batch B (default 10)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="train a round's clients in N worker processes, one thread each "
+                        "(the simulation; default 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted federated run")
@@ -40,7 +43,7 @@ def settings(args: argparse.Namespace) -> dict[str, object]:
     chosen = {
         "clients": args.clients, "fraction": args.fraction, "local_epochs": args.local_epochs,
         "rounds": args.rounds, "split": args.split, "alpha": args.alpha,
-        "strategy": args.strategy, "mu": args.mu, "server": server,
+        "strategy": args.strategy, "mu": args.mu, "server": server, "processes": args.processes,
         "server_lr": args.server_lr or (0.01 if args.server_adam else 1.0),
     }  # fmt: skip
     if args.server_momentum:

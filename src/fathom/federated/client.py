@@ -40,10 +40,11 @@ def client_seed(seed: int, round_index: int, client: int) -> int:
 
 
 def local_config(config: FathomConfig, seed: int) -> FathomConfig:
-    """The run's config for a client's local epochs: no checkpoints, diagnostics or progress."""
+    """The run's config for a client's local epochs: no checkpoints, diagnostics or progress,
+    and no weight EMA (a client sends its trained weights, so an average would go unused)."""
     train = config.train.model_copy(
         update={"seed": seed, "diagnostics": False, "early_stopping": None, "max_steps": None,
-                "max_seconds": None}
+                "max_seconds": None, "ema_decay": None}
     )  # fmt: skip
     run = config.run.model_copy(update={"progress": "none"})
     return config.model_copy(update={"train": train, "run": run})

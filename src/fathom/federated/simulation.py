@@ -24,6 +24,7 @@ from fathom.engine import checkpoint_files as ckpt
 from fathom.engine.trainer import evaluate
 from fathom.errors import ConfigError
 from fathom.federated.client import client_seed, train_client
+from fathom.federated.pool import ClientPool
 from fathom.federated.server import SERVER_OPTIMIZERS, ServerOptimizer, weighted_average
 from fathom.federated.splits import check_split, class_histogram, split_clients
 
@@ -45,11 +46,16 @@ class FederatedConfig:
     server: str = "fedavg"  # fedavg, fedavgm (server momentum) or fedadam
     server_lr: float = 1.0
     server_momentum: float = 0.9
+    processes: int = 1  # clients trained side by side in spawned workers (one thread each)
 
     def check(self, examples: int) -> None:
         check_split(self.split, self.clients, self.alpha, examples)
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"federated.fraction must be in (0, 1], got {self.fraction}")
+        if not 1 <= self.processes <= 256:
+            raise ConfigError(
+                f"federated.processes must be between 1 and 256, got {self.processes}"
+            )
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("federated.rounds and federated.local_epochs must be at least 1")
         if self.strategy not in STRATEGIES:
@@ -98,6 +104,7 @@ class Simulation:
         self.round = 0
         self.history: list[dict[str, Any]] = []
         self.participation = [0] * federated.clients
+        self.pool: ClientPool | None = None  # while run() trains with federated.processes > 1
 
     def client_sizes(self) -> list[int]:
         return [len(part) for part in self.parts]
@@ -108,11 +115,21 @@ class Simulation:
 
     def run(self, on_round: Any = None) -> list[dict[str, Any]]:
         """Train the remaining rounds; ``on_round(simulation)`` after each (checkpoint, log)."""
-        while self.round < self.federated.rounds:
-            self.history.append(self.run_round())
-            self.round += 1
-            if on_round is not None:
-                on_round(self)
+        if self.federated.processes > 1 and self.round < self.federated.rounds:
+            self.pool = ClientPool(self.federated.processes, self.worker, self.bundle.train,
+                                   self.bundle.info, self.local)  # fmt: skip
+        finished = False
+        try:
+            while self.round < self.federated.rounds:
+                self.history.append(self.run_round())
+                self.round += 1
+                if on_round is not None:
+                    on_round(self)
+            finished = True
+        finally:
+            if self.pool is not None:
+                self.pool.close(wait=finished)  # stopped by an error: the workers are killed
+                self.pool = None
         return self.history
 
     def run_round(self) -> dict[str, Any]:
@@ -120,6 +137,15 @@ class Simulation:
         chosen = sample_clients(seed, self.round, federated.clients, federated.per_round)
         mu = federated.mu if federated.strategy == "fedprox" else 0.0
         global_state = {key: value.clone() for key, value in self.model.state_dict().items()}
+        for client in chosen:
+            self.participation[client] += 1
+        if self.pool is not None:
+            jobs = [
+                (self.parts[client], client_seed(seed, self.round, client)) for client in chosen
+            ]
+            results = self.pool.train(global_state, jobs, mu)
+            states, sizes, losses = [[result[i] for result in results] for i in range(3)]
+            return self.finish_round(chosen, states, sizes, losses)
         states, sizes, losses = [], [], []
         for client in chosen:
             examples = self.bundle.train.subset(self.parts[client])
@@ -128,7 +154,6 @@ class Simulation:
                 seed=client_seed(seed, self.round, client), mu=mu,
             )  # fmt: skip
             states.append(state), sizes.append(size), losses.append(loss)
-            self.participation[client] += 1
         return self.finish_round(chosen, states, sizes, losses)
 
     def finish_round(self, chosen: list[int], states: list[dict[str, torch.Tensor]],
