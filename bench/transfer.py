@@ -155,12 +155,19 @@ def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                           full.val.subset(torch.arange(100)), full.test.subset(torch.arange(200)))  # fmt: skip
     source_data = cifar_classes(full, range(0, 5), None)
     target_data = cifar_classes(full, range(5, 10), 20 if args.quick else 100)
-    model = ["model.channels=[32,64]", "model.hidden=128", "model.batch_norm=true"]
+    model = [
+        f"model.channels=[{args.vision_channels}]",
+        "model.hidden=128",
+        "model.batch_norm=true",
+    ]
     epochs = 1 if args.quick else args.vision_epochs
     base = [*model, "data.augment={}", "train.diagnostics=false", "schedule.name=onecycle"]
+    source_augment = (
+        ["data.augment={crop: {padding: 4}, flip: true}"] if args.source_augment else []
+    )
     started = time.process_time()
-    source = fathom.fit("cnn", source_data, epochs=epochs, lr=2e-3, overrides=base, name="source",
-                        **quiet(folder, batch_size=128, report=not args.quick))  # fmt: skip
+    source = fathom.fit("cnn", source_data, epochs=epochs, lr=2e-3, overrides=[*base, *source_augment],
+                        name="source", **quiet(folder, batch_size=128, report=not args.quick))  # fmt: skip
     results: dict[str, Any] = {
         "source (classes 0-4, all labels)": {
             "accuracy": accuracy_of(source),
@@ -201,6 +208,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["sentiment", "vision"], help="one benchmark")
     parser.add_argument("--skip", nargs="*", default=[], help="methods whose name holds these")
     parser.add_argument("--vision-epochs", type=int, default=10, help="source pretraining epochs")
+    parser.add_argument("--vision-channels", default="32,64", help="the vision CNN's channels")
+    parser.add_argument("--source-augment", action="store_true",
+                        help="crop and flip while pretraining the source (not the targets)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="split, label subset and training")
     args = parser.parse_args()
     global SEED
