@@ -46,11 +46,18 @@ PLAIN_CLIENTS = ["train.precision=fp32", "data.augment={}", "train.label_smoothi
 weight decay or bf16 (the CLI's federated defaults already give SGD lr 0.05, B = 10)."""
 
 
+def mnist_clients(limit: int | None) -> list[str]:
+    """MNIST (``limit`` training images, or all) for the CNN, with McMahan's plain clients on
+    one thread each."""
+    return ["mnist", "model.name=cnn", *([f"data.limit={limit}"] if limit else []),
+            f"data.data_dir={DATA_DIR}", "train.diagnostics=false", "train.threads=1",
+            *PLAIN_CLIENTS]  # fmt: skip
+
+
 def goal(args: argparse.Namespace) -> None:
     """McMahan's pathological non-IID MNIST with FedAvg (C = 0.1, E = 5, B = 10) for --rounds
     rounds on all 60,000 images; rounds to 97% and 99% and the wall time of the whole run."""
-    data = ["mnist", "model.name=cnn", f"data.data_dir={DATA_DIR}", "train.diagnostics=false",
-            "train.threads=1", *PLAIN_CLIENTS]  # fmt: skip
+    data = mnist_clients(None)
     settings = {"clients": 100, "fraction": 0.1, "local_epochs": 5, "rounds": args.rounds,
                 "split": "shards", "processes": args.processes}  # fmt: skip
     load_before = load_average()
@@ -82,8 +89,7 @@ def main() -> None:
         data = ["digits", "model.name=mlp", "train.diagnostics=false"]
         common = {"clients": 10, "fraction": 0.3, "local_epochs": 1, "rounds": 3}
     else:
-        data = ["mnist", "model.name=cnn", f"data.limit={args.limit}", f"data.data_dir={DATA_DIR}",
-                "train.diagnostics=false", "train.threads=1", *PLAIN_CLIENTS]  # fmt: skip
+        data = mnist_clients(args.limit)
         common = {"clients": 100, "fraction": 0.1, "local_epochs": 5, "rounds": args.rounds,
                   "processes": args.processes}  # fmt: skip
     load_before = load_average()

@@ -139,21 +139,16 @@ class Simulation:
         global_state = {key: value.clone() for key, value in self.model.state_dict().items()}
         for client in chosen:
             self.participation[client] += 1
+        jobs = [(self.parts[client], client_seed(seed, self.round, client)) for client in chosen]
         if self.pool is not None:
-            jobs = [
-                (self.parts[client], client_seed(seed, self.round, client)) for client in chosen
-            ]
             results = self.pool.train(global_state, jobs, mu)
-            states, sizes, losses = [[result[i] for result in results] for i in range(3)]
-            return self.finish_round(chosen, states, sizes, losses)
-        states, sizes, losses = [], [], []
-        for client in chosen:
-            examples = self.bundle.train.subset(self.parts[client])
-            state, size, loss = train_client(
-                self.worker, global_state, examples, self.bundle.info, self.local,
-                seed=client_seed(seed, self.round, client), mu=mu,
-            )  # fmt: skip
-            states.append(state), sizes.append(size), losses.append(loss)
+        else:
+            results = [
+                train_client(self.worker, global_state, self.bundle.train.subset(indices),
+                             self.bundle.info, self.local, seed=job_seed, mu=mu)
+                for indices, job_seed in jobs
+            ]  # fmt: skip
+        states, sizes, losses = [[result[i] for result in results] for i in range(3)]
         return self.finish_round(chosen, states, sizes, losses)
 
     def finish_round(self, chosen: list[int], states: list[dict[str, torch.Tensor]],
