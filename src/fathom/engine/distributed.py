@@ -17,6 +17,7 @@ the tensors) and scatter full ones back on resume, in the one-process checkpoint
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import weakref
@@ -245,9 +246,18 @@ def current_execution(strategy: str = "ddp", device: str = "cpu") -> Execution:
         if uses_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if uses_cuda else "gloo")
+        atexit.register(leave_process_group)
     rank = dist.get_rank() if world > 1 else 0
     _CURRENT = Execution(strategy, rank, world)
     return _CURRENT
+
+
+def leave_process_group() -> None:
+    """Destroy the process group while the interpreter is still whole: left to interpreter
+    teardown, gloo's worker threads can abort the process ("terminate called without an active
+    exception", SIGABRT) after the run has finished (pytorch/pytorch#190489)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def check_processes(config: FathomConfig, world_size: int) -> None:
