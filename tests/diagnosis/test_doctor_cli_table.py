@@ -65,13 +65,18 @@ def test_a_loss_that_rose_in_the_first_steps_is_too_high_a_rate():
 
 
 def test_the_lower_learning_rate_is_measured_where_the_finder_can_sweep():
-    """optim.lr=auto (the LR finder on the rerun's own model and data) for one optimizer; a rate
-    scaled from the update sizes where the finder cannot sweep (Muon's two rates, a GAN)."""
+    """optim.lr=auto (the LR finder on the rerun's own model and data) for one adaptive
+    optimizer; a rate scaled from the update sizes where the finder cannot sweep (Muon's two
+    rates, a GAN) or sweeps too briefly to judge (plain SGD: the SGD LSTM on sentiment)."""
     first = {"kind": "first_loss", "step": 1, "loss": 2.3}
     stuck = samples([2.3, 2.3, 2.3], [0.5, 0.5, 0.5])
     adamw = diagnose_records([run_record(), first, *stuck], [], classifier=False)
     assert adamw[0].key == "lr_too_high" and adamw[0].overrides == ["optim.lr=auto"]
-    for other in (run_record(optimizer="muon"), run_record(optimizers=2)):
+    for other in (
+        run_record(optimizer="muon"),
+        run_record(optimizers=2),
+        run_record(optimizer="sgd"),
+    ):
         scaled = diagnose_records([other, first, *stuck], [], classifier=False)[0].overrides
         assert len(scaled) == 1 and scaled[0].startswith("optim.lr=") and "auto" not in scaled[0]
     chosen = run_record(lr_from_finder=True)  # the run's rate came from optim.lr=auto already
