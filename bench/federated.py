@@ -8,7 +8,8 @@ FedAvg against FedProx at Dirichlet alpha = 0.1, and the centralised accuracy of
                                               # shards, 300 rounds, clients in 2 processes
     python bench/federated.py --compare --limit 60000 --rounds 15 --seeds 0 1 2 --mu 0.01 0.1
         # FedAvg against FedProx at Dirichlet alpha = 0.1 only, per seed (split, sampling and
-        # training), rounds to 97% side by side
+        # training), rounds to 97% side by side; add --stragglers 0.5 for FedProx's systems
+        # heterogeneity (half of each round's clients manage 1 to E-1 epochs; FedAvg drops them)
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def compare(args: argparse.Namespace) -> None:
     strategies are compared seed by seed and on the mean."""
     common = {"clients": 100, "fraction": 0.1, "local_epochs": args.local_epochs,
               "rounds": args.rounds, "processes": args.processes, "split": "dirichlet",
-              "alpha": 0.1}  # fmt: skip
+              "alpha": 0.1, "stragglers": args.stragglers}  # fmt: skip
     strategies = [("fedavg", None), *(("fedprox", mu) for mu in args.mu)]
     load_before = load_average()
     results: dict[str, dict[str, object]] = {}
@@ -100,7 +101,7 @@ def compare(args: argparse.Namespace) -> None:
                          "reached": f"{len(reached)}/{len(rounds)}"}  # fmt: skip
         print(name, summary[name], flush=True)
     write_record(args.output, {
-        "bench": "federated-compare", "machine": machine_info(), "load_average_before": load_before,
+        "bench": "federated-compare", "command": " ".join(sys.argv), "machine": machine_info(), "load_average_before": load_before,
         "load_average_after": load_average(), "seeds": args.seeds, "common": common,
         "data": mnist_clients(args.limit), "summary": summary, "results": results,
         "goal": "FedProx beats FedAvg in rounds to 97% at Dirichlet alpha = 0.1",
@@ -119,6 +120,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mu", type=float, nargs="+", default=[0.01], help="FedProx's mu")
     parser.add_argument("--local-epochs", type=int, default=5, help="E (--compare)")
+    parser.add_argument(
+        "--stragglers",
+        type=float,
+        default=0.0,
+        help="share of each round's clients doing 1 to E-1 epochs (--compare)",
+    )
     args = parser.parse_args()
     if args.compare:
         if args.output == parser.get_default("output"):

@@ -23,6 +23,9 @@ from fathom.federated import (
     split_clients,
 )
 from fathom.federated import simulation as simulation_module
+from fathom.federated.client import client_seed, train_client
+from fathom.federated.server import weighted_average
+from fathom.federated.simulation import round_plan
 
 TINY = ["model.name=mlp", "data.batch_size=32", "train.diagnostics=false"]
 SETTINGS = {"clients": 4, "fraction": 0.5, "local_epochs": 1, "rounds": 3, "split": "shards"}
@@ -60,12 +63,14 @@ def test_bad_split_settings_are_one_line_config_errors() -> None:
         ("--split=pathological", "unknown split"),
         ("--alpha=-1", "alpha must be > 0"),
         ("--processes=0", "processes must be between 1 and 256"),
+        ("--stragglers=1", "stragglers must be in [0, 1)"),
+        ("--local-epochs=1 --stragglers=0.5", "needs local_epochs of at least 2"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(
     flag: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["federate", "digits", "--split=dirichlet", flag, f"run.dir={tmp_path}"])
+    status = main(["federate", "digits", "--split=dirichlet", *flag.split(), f"run.dir={tmp_path}"])
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(error) == 1 and message in error[0]
     assert not any(tmp_path.iterdir())
@@ -98,6 +103,58 @@ def test_fedavg_of_one_full_batch_step_equals_centralised_gradient_descent() -> 
             parameter -= 0.5 * parameter.grad
     for ours, reference in zip(network.parameters(), centralised.parameters(), strict=True):
         torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_stragglers_are_seeded_fedprox_keeps_their_work_and_fedavg_drops_it() -> None:
+    settings = {"clients": 40, "fraction": 0.5, "local_epochs": 5, "stragglers": 0.5}
+    prox = FederatedConfig(**settings, strategy="fedprox")
+    plans = [round_plan(3, round_index, prox) for round_index in range(4)]
+    assert plans == [round_plan(3, round_index, prox) for round_index in range(4)]  # seeded
+    for plan in plans:
+        epochs = list(plan.values())
+        assert len(plan) == 20 and epochs.count(5) == 10  # half the round's clients straggle
+        assert all(1 <= value <= 4 for value in epochs if value != 5)
+    fedavg = round_plan(3, 0, FederatedConfig(**settings, strategy="fedavg"))
+    assert fedavg == {client: 5 for client, value in plans[0].items() if value == 5}
+    assert set(round_plan(3, 0, FederatedConfig(**{**settings, "stragglers": 0.0}))) == set(
+        plans[0]
+    )  # the same clients are drawn with or without stragglers
+
+
+def test_a_fedavg_round_averages_only_the_clients_that_finished() -> None:
+    bundle, network = toy_problem()
+    config = resolve_config(None, overrides=["optim.name=sgd", "optim.momentum=0",
+        "optim.lr=0.5", "data.batch_size=8", "train.device=cpu", "task.name=classification",
+        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
+    settings = FederatedConfig(clients=6, fraction=1.0, local_epochs=3, rounds=1, split="iid",
+                               stragglers=0.5)  # fmt: skip
+    start = copy.deepcopy(network.state_dict())
+    simulation = Simulation(config, settings, bundle, network)
+    simulation.run()
+    finished = round_plan(config.train.seed, 0, settings)
+    assert len(finished) == 3 and simulation.history[0]["clients"] == list(finished)
+    states, sizes = [], []
+    for client in finished:
+        state, size, _ = train_client(copy.deepcopy(network), start,
+                                      bundle.train.subset(simulation.parts[client]), bundle.info,
+                                      simulation.local, seed=client_seed(config.train.seed, 0, client))  # fmt: skip
+        states.append(state)
+        sizes.append(size)
+    for name, value in weighted_average(states, sizes).items():
+        torch.testing.assert_close(network.state_dict()[name], value)
+
+
+def test_a_fedavg_round_whose_only_client_straggles_keeps_the_model() -> None:
+    bundle, network = toy_problem()
+    config = resolve_config(None, overrides=["train.device=cpu", "task.name=classification",
+        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
+    settings = FederatedConfig(clients=4, fraction=0.25, local_epochs=2, rounds=1, split="iid",
+                               stragglers=0.9)  # fmt: skip
+    before = copy.deepcopy(network.state_dict())
+    simulation = Simulation(config, settings, bundle, network)
+    simulation.run()
+    assert simulation.history[0]["clients"] == [] and simulation.history[0]["train_loss"] is None
+    assert all(torch.equal(before[name], value) for name, value in network.state_dict().items())
 
 
 def test_server_momentum_and_adam_move_along_the_pseudo_gradient() -> None:
@@ -136,10 +193,12 @@ def test_simulation_resumes_bitwise_after_an_interruption_mid_round(
 
 
 def test_clients_in_worker_processes_train_as_one_process_on_one_thread(tmp_path: Path) -> None:
+    """FedProx with stragglers: the workers also train each straggler's fewer epochs."""
     one_thread = [*TINY, "train.threads=1"]
-    alone = federate("digits", overrides=[*one_thread, f"run.dir={tmp_path / 'a'}"], **SETTINGS)
+    settings = {**SETTINGS, "local_epochs": 2, "strategy": "fedprox", "stragglers": 0.5}
+    alone = federate("digits", overrides=[*one_thread, f"run.dir={tmp_path / 'a'}"], **settings)
     side_by_side = federate("digits", overrides=[*one_thread, f"run.dir={tmp_path / 'b'}"],
-                            **SETTINGS, processes=2)  # fmt: skip
+                            **settings, processes=2)  # fmt: skip
     for name in ("model.safetensors", "metrics.jsonl", "clients.safetensors"):
         assert (alone.path / name).read_bytes() == (side_by_side.path / name).read_bytes(), name
 

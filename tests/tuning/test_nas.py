@@ -73,11 +73,12 @@ def test_nas_end_to_end_with_the_cli(tmp_path, capsys):
     trained = [fathom.runs.folder.read_run_json(path.parent)
                for path in (tmp_path / "arch" / "trials").glob("*/run.json")]  # fmt: skip
     assert trained and all(trial["steps"] == 1 for trial in trained)  # --trial-steps: a proxy
+    assert not any(trial["test"] for trial in trained)  # judged on validation, test unseen
     winner = record["extra"]["winner"]
     run = fathom.load(winner["winner run"])  # the winner is a normal run of a registered model
     assert run.config.model.name == "convnet" and run.config.train.epochs == 2
     assert run.config.train.max_steps is None  # the winner trains fully
-    assert run.evaluate("test")["accuracy"] > 0.1
+    assert run.evaluate("test")["accuracy"] > 0.1 and run.summary["test"]  # scored once re-trained
     page = (tmp_path / "arch" / "report.html").read_text()
     assert (
         "Chosen architecture" in page

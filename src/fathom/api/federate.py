@@ -51,7 +51,7 @@ def federate(
 ) -> Run:
     """Train ``model`` on ``data`` split among clients (``settings``: clients, fraction,
     local_epochs, rounds, split, alpha, strategy, mu, server, server_lr, server_momentum,
-    processes);
+    processes, stragglers);
     ``resume=RUN`` continues an interrupted federated run from its last round;
     ``flower="local"`` (or a SuperLink's ``HOST:PORT`` or Flower connection name) trains it on
     Flower SuperNodes instead of in this process (see ``fathom.federated.deploy``)."""

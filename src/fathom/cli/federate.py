@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
     parser.add_argument("--strategy", default="fedavg", help="fedavg or fedprox")
     parser.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
+    parser.add_argument("--stragglers", type=float, default=0.0,
+                        help="share of each round's clients that manage only 1 to E-1 local "
+                        "epochs (FedProx aggregates their work, FedAvg drops them)")  # fmt: skip
     parser.add_argument("--server-momentum", type=float, nargs="?", const=0.9,
                         help="FedAvgM: server momentum (default 0.9 when given)")  # fmt: skip
     parser.add_argument("--server-adam", action="store_true", help="FedAdam server optimizer")
@@ -44,6 +47,7 @@ def settings(args: argparse.Namespace) -> dict[str, object]:
         "clients": args.clients, "fraction": args.fraction, "local_epochs": args.local_epochs,
         "rounds": args.rounds, "split": args.split, "alpha": args.alpha,
         "strategy": args.strategy, "mu": args.mu, "server": server, "processes": args.processes,
+        "stragglers": args.stragglers,
         "server_lr": args.server_lr or (0.01 if args.server_adam else 1.0),
     }  # fmt: skip
     if args.server_momentum:

@@ -39,12 +39,19 @@ def client_seed(seed: int, round_index: int, client: int) -> int:
     return (seed * 1_000_003 + round_index * 10_007 + client) % (2**31)
 
 
-def local_config(config: FathomConfig, seed: int) -> FathomConfig:
-    """The run's config for a client's local epochs: no checkpoints, diagnostics or progress,
-    and no weight EMA (a client sends its trained weights, so an average would go unused)."""
+def with_epochs(config: FathomConfig, epochs: int) -> FathomConfig:
+    """``config`` with ``train.epochs`` set: a client's local epochs E, or a straggler's fewer."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"epochs": epochs})})
+
+
+def local_config(config: FathomConfig, seed: int, epochs: int | None = None) -> FathomConfig:
+    """The run's config for a client's local epochs (``epochs``: a straggler's fewer): no
+    checkpoints, diagnostics or progress, and no weight EMA (a client sends its trained weights,
+    so an average would go unused)."""
     train = config.train.model_copy(
         update={"seed": seed, "diagnostics": False, "early_stopping": None, "max_steps": None,
-                "max_seconds": None, "ema_decay": None}
+                "max_seconds": None, "ema_decay": None,
+                "epochs": config.train.epochs if epochs is None else epochs}
     )  # fmt: skip
     run = config.run.model_copy(update={"progress": "none"})
     return config.model_copy(update={"train": train, "run": run})
@@ -59,16 +66,18 @@ def train_client(
     *,
     seed: int,
     mu: float = 0.0,
+    epochs: int | None = None,
 ) -> tuple[State, int, float]:
-    """Train ``network`` from ``global_state`` on ``examples`` for ``config.train.epochs``:
-    (the new weights, the number of examples, the last logged training loss)."""
+    """Train ``network`` from ``global_state`` on ``examples`` for ``epochs`` (default
+    ``config.train.epochs``): (the new weights, the number of examples, the last logged
+    training loss)."""
     network.load_state_dict(global_state)
     seed_everything(seed)
     callbacks: list[Callback] = []
     if mu > 0:
         callbacks.append(ProximalTerm(mu, [p.detach().clone() for p in network.parameters()]))
-    trainer = build_trainer(local_config(config, seed), network, DataBundle(info, examples), None,
-                            callbacks)  # fmt: skip
+    trainer = build_trainer(local_config(config, seed, epochs), network,
+                            DataBundle(info, examples), None, callbacks)  # fmt: skip
     trainer.fit()
     losses = [record["loss"] for record in trainer.log.records if "loss" in record]
     state = {name: value.detach().clone() for name, value in network.state_dict().items()}

@@ -27,9 +27,9 @@ from fathom.assemble import build_model, load_data
 from fathom.config import FathomConfig, validate_config
 from fathom.data.bundle import DataInfo, Split
 from fathom.errors import ConfigError, FathomError
-from fathom.federated.client import client_seed, train_client
+from fathom.federated.client import client_seed, train_client, with_epochs
 from fathom.federated.record import after_round, finish_run
-from fathom.federated.simulation import FederatedConfig, Simulation, sample_clients
+from fathom.federated.simulation import FederatedConfig, Simulation, round_plan
 from fathom.federated.splits import class_histogram, split_clients
 from fathom.runs.folder import load_weights, read_config, read_run_json, update_run_json
 
@@ -160,20 +160,20 @@ class FlowerServer(Simulation):
     def run_round(self) -> dict[str, Any]:
         """As ``Simulation.run_round``, with each chosen client's training on its SuperNode."""
         federated, seed = self.federated, self.config.train.seed
-        chosen = sample_clients(seed, self.round, federated.clients, federated.per_round)
+        plan = round_plan(seed, self.round, federated)
         mu = federated.mu if federated.strategy == "fedprox" else 0.0
         arrays = ArrayRecord({key: value.clone() for key, value in self.model.state_dict().items()})
-        local = json.dumps(self.local.to_dict())
         messages = [self.message(self.nodes[client], "train", str(self.round + 1), {
-            "local-config": local, "mu": mu, "client-seed": client_seed(seed, self.round, client),
-        }, arrays) for client in chosen]  # fmt: skip
+            "local-config": json.dumps(with_epochs(self.local, epochs).to_dict()), "mu": mu,
+            "client-seed": client_seed(seed, self.round, client),
+        }, arrays) for client, epochs in plan.items()]  # fmt: skip
         replies = self.trained_replies(messages)
         states = [dict(reply.content["arrays"].to_torch_state_dict()) for reply in replies]
         sizes = [int(reply.content["metrics"]["num-examples"]) for reply in replies]
         losses = [float(reply.content["metrics"]["train-loss"]) for reply in replies]
-        for client in chosen:
+        for client in plan:
             self.participation[client] += 1
-        return self.finish_round(chosen, states, sizes, losses)
+        return self.finish_round(plan, states, sizes, losses)
 
     def trained_replies(self, messages: list[Message]) -> list[Message]:
         """The replies in partition order (the simulation's order of summation), each checked to

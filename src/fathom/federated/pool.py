@@ -32,11 +32,11 @@ def _start_worker(network: nn.Module, train: Split, info: DataInfo, config: Fath
 
 
 def _train(
-    global_state: State, indices: torch.Tensor, seed: int, mu: float
+    global_state: State, indices: torch.Tensor, seed: int, mu: float, epochs: int
 ) -> tuple[State, int, float]:
     examples = _WORKER["train"].subset(indices)
     return train_client(_WORKER["network"], global_state, examples, _WORKER["info"],
-                        _WORKER["config"], seed=seed, mu=mu)  # fmt: skip
+                        _WORKER["config"], seed=seed, mu=mu, epochs=epochs)  # fmt: skip
 
 
 class ClientPool:
@@ -56,11 +56,12 @@ class ClientPool:
         )  # fmt: skip
 
     def train(
-        self, global_state: State, jobs: list[tuple[torch.Tensor, int]], mu: float
+        self, global_state: State, jobs: list[tuple[torch.Tensor, int, int]], mu: float
     ) -> list[tuple[State, int, float]]:
-        """Each (indices, seed) job trained from ``global_state``; results in the jobs' order."""
-        futures = [self.pool.submit(_train, global_state, indices, seed, mu)
-                   for indices, seed in jobs]  # fmt: skip
+        """Each (indices, seed, epochs) job trained from ``global_state``; results in the jobs'
+        order."""
+        futures = [self.pool.submit(_train, global_state, indices, seed, mu, epochs)
+                   for indices, seed, epochs in jobs]  # fmt: skip
         return [future.result() for future in futures]
 
     def close(self, wait: bool = True) -> None:

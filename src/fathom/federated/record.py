@@ -39,7 +39,8 @@ def after_round(run_dir: Path) -> Any:
     """The callback of ``Simulation.run``: a metrics line, then the round's checkpoint."""
 
     def record(simulation: Simulation) -> None:
-        entry = {key: value for key, value in simulation.history[-1].items() if key != "clients"}
+        entry = {key: value for key, value in simulation.history[-1].items()
+                 if key not in ("clients", "local_epochs")}  # fmt: skip
         line = {"kind": "val", "step": entry["round"], "epoch": entry["round"], **entry}
         metrics = run_dir / "metrics.jsonl"
         kept = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []

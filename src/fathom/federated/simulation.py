@@ -23,7 +23,7 @@ from fathom.data.loader import make_loader
 from fathom.engine import checkpoint_files as ckpt
 from fathom.engine.trainer import evaluate
 from fathom.errors import ConfigError
-from fathom.federated.client import client_seed, train_client
+from fathom.federated.client import client_seed, train_client, with_epochs
 from fathom.federated.pool import ClientPool
 from fathom.federated.server import SERVER_OPTIMIZERS, ServerOptimizer, weighted_average
 from fathom.federated.splits import check_split, class_histogram, split_clients
@@ -47,6 +47,7 @@ class FederatedConfig:
     server_lr: float = 1.0
     server_momentum: float = 0.9
     processes: int = 1  # clients trained side by side in spawned workers (one thread each)
+    stragglers: float = 0.0  # share of a round's clients that run out of time (FedProx's setup)
 
     def check(self, examples: int) -> None:
         check_split(self.split, self.clients, self.alpha, examples)
@@ -68,6 +69,11 @@ class FederatedConfig:
             )
         if self.strategy == "fedprox" and not self.mu > 0:
             raise ConfigError(f"federated.mu must be > 0 for fedprox, got {self.mu}")
+        if not 0 <= self.stragglers < 1:
+            raise ConfigError(f"federated.stragglers must be in [0, 1), got {self.stragglers}")
+        if self.stragglers and self.local_epochs < 2:
+            raise ConfigError("federated.stragglers needs local_epochs of at least 2: a straggler "
+                              "trains 1 to local_epochs - 1 epochs")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +89,25 @@ def sample_clients(seed: int, round_index: int, clients: int, count: int) -> lis
     return sorted(torch.randperm(clients, generator=generator)[:count].tolist())
 
 
+def round_plan(seed: int, round_index: int, federated: FederatedConfig) -> dict[int, int]:
+    """The clients that train in one round and their local epochs, drawn from (seed, round).
+
+    With ``stragglers`` (Li et al. 2020, FedProx's systems heterogeneity), that share of the
+    chosen clients manage only 1 to E - 1 epochs, uniformly: FedProx aggregates their partial
+    work, FedAvg drops them (its clients must finish E epochs), as in the paper."""
+    chosen = sample_clients(seed, round_index, federated.clients, federated.per_round)
+    plan = dict.fromkeys(chosen, federated.local_epochs)
+    count = round(federated.stragglers * len(chosen))
+    if count:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + round_index + 7_919)
+        for position in torch.randperm(len(chosen), generator=generator)[:count].tolist():
+            epochs = int(torch.randint(1, federated.local_epochs, (1,), generator=generator))
+            plan[chosen[position]] = epochs
+    if federated.strategy == "fedavg":
+        plan = {client: e for client, e in plan.items() if e == federated.local_epochs}
+    return plan
+
+
 class Simulation:
     """A federated run in one process; ``run()`` continues from ``self.round``."""
 
@@ -92,8 +117,7 @@ class Simulation:
         self.config, self.federated, self.bundle, self.run_dir = config, federated, bundle, run_dir
         self.model = network
         self.worker = copy.deepcopy(network)  # the clients train this copy, one after another
-        self.local = config.model_copy(update={
-            "train": config.train.model_copy(update={"epochs": federated.local_epochs})})  # fmt: skip
+        self.local = with_epochs(config, federated.local_epochs)
         self.parts = split_clients(bundle.train.targets, federated.clients, federated.split,
                                    alpha=federated.alpha, seed=config.train.seed)  # fmt: skip
         self.server = ServerOptimizer(network, federated.server, federated.server_lr,
@@ -134,29 +158,36 @@ class Simulation:
 
     def run_round(self) -> dict[str, Any]:
         federated, seed = self.federated, self.config.train.seed
-        chosen = sample_clients(seed, self.round, federated.clients, federated.per_round)
+        plan = round_plan(seed, self.round, federated)
         mu = federated.mu if federated.strategy == "fedprox" else 0.0
         global_state = {key: value.clone() for key, value in self.model.state_dict().items()}
-        for client in chosen:
+        for client in plan:
             self.participation[client] += 1
-        jobs = [(self.parts[client], client_seed(seed, self.round, client)) for client in chosen]
+        jobs = [(self.parts[client], client_seed(seed, self.round, client), epochs)
+                for client, epochs in plan.items()]  # fmt: skip
         if self.pool is not None:
             results = self.pool.train(global_state, jobs, mu)
         else:
             results = [
                 train_client(self.worker, global_state, self.bundle.train.subset(indices),
-                             self.bundle.info, self.local, seed=job_seed, mu=mu)
-                for indices, job_seed in jobs
+                             self.bundle.info, self.local, seed=job_seed, mu=mu, epochs=epochs)
+                for indices, job_seed, epochs in jobs
             ]  # fmt: skip
         states, sizes, losses = [[result[i] for result in results] for i in range(3)]
-        return self.finish_round(chosen, states, sizes, losses)
+        return self.finish_round(plan, states, sizes, losses)
 
-    def finish_round(self, chosen: list[int], states: list[dict[str, torch.Tensor]],
+    def finish_round(self, plan: dict[int, int], states: list[dict[str, torch.Tensor]],
                      sizes: list[int], losses: list[float]) -> dict[str, Any]:  # fmt: skip
-        """The server's half of a round (also the Flower server's): aggregate, step, evaluate."""
-        self.server.step(weighted_average(states, sizes))
-        record: dict[str, Any] = {"round": self.round + 1, "clients": chosen,
-                                  "train_loss": sum(losses) / len(losses)}  # fmt: skip
+        """The server's half of a round (also the Flower server's): aggregate, step, evaluate.
+        A round whose every client straggled (FedAvg drops them) leaves the model as it was."""
+        if states:
+            self.server.step(weighted_average(states, sizes))
+        record: dict[str, Any] = {
+            "round": self.round + 1, "clients": list(plan),
+            "train_loss": sum(losses) / len(losses) if losses else None,
+        }  # fmt: skip
+        if self.federated.stragglers:
+            record["local_epochs"] = list(plan.values())
         if self.evaluation is not None:
             scalars, _ = evaluate(self.model, self.task, self.evaluation, torch.device("cpu"))
             record.update({key: float(value) for key, value in scalars.items()})

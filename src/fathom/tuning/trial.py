@@ -116,7 +116,7 @@ class Objective:
             fail(trial, folder, record, str(error))
             raise
         record["seconds"] = round(time.perf_counter() - started, 3)
-        value = objective_value(run.summary, plan.metric)
+        value = objective_value(run, plan.metric)
         if value is None or not math.isfinite(value):
             reason = f"no finite {plan.metric} to optimise (got {value})"
             fail(trial, folder, record, reason)
@@ -132,11 +132,17 @@ class Objective:
         return values[0] if len(values) == 1 else tuple(values)
 
 
-def objective_value(summary: dict[str, Any], metric: str) -> float | None:
-    """The best validation value of the run's monitored metric, else its test value."""
+def objective_value(run: Any, metric: str) -> float | None:
+    """The best validation value of the run's monitored metric; for a run stopped before its
+    first validation (a step-capped proxy trial), the validation metric measured now; the test
+    value only where there is no validation split (a search must not choose on the test set)."""
+    summary = run.summary
     best = summary.get("best") or {}
     if best.get("metric") == metric and best.get("value") is not None:
         return float(best["value"])
+    if run.data is not None and run.data.val is not None:
+        value = run.evaluate("val").get(metric)
+        return float(value) if value is not None else None
     test = (summary.get("test") or {}).get(metric)
     return float(test) if test is not None else None
 
