@@ -13,6 +13,7 @@ from torch import nn
 from fathom.api.federate import federate
 from fathom.assemble import resolve_config
 from fathom.cli.main import main
+from fathom.config import FathomConfig
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.errors import ConfigError
 from fathom.federated import (
@@ -85,14 +86,19 @@ def toy_problem() -> tuple[DataBundle, nn.Module]:
     return DataBundle(info, Split(inputs, targets)), nn.Sequential(nn.Linear(4, 3))
 
 
+def sgd_config(batch_size: int) -> FathomConfig:
+    """Plain SGD at lr 0.5 on the toy problem, on the CPU, quietly."""
+    return resolve_config(None, overrides=["optim.name=sgd", "optim.momentum=0", "optim.lr=0.5",
+        f"data.batch_size={batch_size}", "train.device=cpu", "task.name=classification",
+        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
+
+
 def test_fedavg_of_one_full_batch_step_equals_centralised_gradient_descent() -> None:
     """With E=1 and B >= every client's size, each client takes one full-batch step; FedAvg
     weighted by client sizes is then one full-batch gradient step on the union (FedSGD)."""
     bundle, network = toy_problem()
     centralised = copy.deepcopy(network)
-    config = resolve_config(None, overrides=["optim.name=sgd", "optim.momentum=0",
-        "optim.lr=0.5", "data.batch_size=1000", "train.device=cpu", "task.name=classification",
-        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
+    config = sgd_config(1000)
     settings = FederatedConfig(clients=5, fraction=1.0, local_epochs=1, rounds=1, split="dirichlet",
                                alpha=1.0)  # fmt: skip
     Simulation(config, settings, bundle, network).run()
@@ -121,40 +127,40 @@ def test_stragglers_are_seeded_fedprox_keeps_their_work_and_fedavg_drops_it() ->
     )  # the same clients are drawn with or without stragglers
 
 
-def test_a_fedavg_round_averages_only_the_clients_that_finished() -> None:
+def one_fedavg_round(**settings: object) -> tuple[Simulation, DataBundle, dict]:
+    """One FedAvg round of the toy problem with stragglers: (simulation, data, the start weights)."""
     bundle, network = toy_problem()
-    config = resolve_config(None, overrides=["optim.name=sgd", "optim.momentum=0",
-        "optim.lr=0.5", "data.batch_size=8", "train.device=cpu", "task.name=classification",
-        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
-    settings = FederatedConfig(clients=6, fraction=1.0, local_epochs=3, rounds=1, split="iid",
-                               stragglers=0.5)  # fmt: skip
     start = copy.deepcopy(network.state_dict())
-    simulation = Simulation(config, settings, bundle, network)
+    federated = FederatedConfig(rounds=1, split="iid", **settings)  # type: ignore[arg-type]
+    simulation = Simulation(sgd_config(8), federated, bundle, network)
     simulation.run()
-    finished = round_plan(config.train.seed, 0, settings)
+    return simulation, bundle, start
+
+
+def test_a_fedavg_round_averages_only_the_clients_that_finished() -> None:
+    simulation, bundle, start = one_fedavg_round(clients=6, fraction=1.0, local_epochs=3,
+                                                 stragglers=0.5)  # fmt: skip
+    seed = simulation.config.train.seed
+    finished = round_plan(seed, 0, simulation.federated)
     assert len(finished) == 3 and simulation.history[0]["clients"] == list(finished)
     states, sizes = [], []
     for client in finished:
-        state, size, _ = train_client(copy.deepcopy(network), start,
-                                      bundle.train.subset(simulation.parts[client]), bundle.info,
-                                      simulation.local, seed=client_seed(config.train.seed, 0, client))  # fmt: skip
+        examples = bundle.train.subset(simulation.parts[client])
+        state, size, _ = train_client(copy.deepcopy(simulation.model), start, examples,
+                                      bundle.info, simulation.local, seed=client_seed(seed, 0, client))  # fmt: skip
         states.append(state)
         sizes.append(size)
     for name, value in weighted_average(states, sizes).items():
-        torch.testing.assert_close(network.state_dict()[name], value)
+        torch.testing.assert_close(simulation.model.state_dict()[name], value)
 
 
 def test_a_fedavg_round_whose_only_client_straggles_keeps_the_model() -> None:
-    bundle, network = toy_problem()
-    config = resolve_config(None, overrides=["train.device=cpu", "task.name=classification",
-        "train.diagnostics=false", "run.progress=none"], use_recipe=False)  # fmt: skip
-    settings = FederatedConfig(clients=4, fraction=0.25, local_epochs=2, rounds=1, split="iid",
-                               stragglers=0.9)  # fmt: skip
-    before = copy.deepcopy(network.state_dict())
-    simulation = Simulation(config, settings, bundle, network)
-    simulation.run()
+    simulation, _, start = one_fedavg_round(clients=4, fraction=0.25, local_epochs=2,
+                                            stragglers=0.9)  # fmt: skip
     assert simulation.history[0]["clients"] == [] and simulation.history[0]["train_loss"] is None
-    assert all(torch.equal(before[name], value) for name, value in network.state_dict().items())
+    assert all(
+        torch.equal(start[name], value) for name, value in simulation.model.state_dict().items()
+    )
 
 
 def test_server_momentum_and_adam_move_along_the_pseudo_gradient() -> None:
