@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from fathom.assemble import resolve_config
 from fathom.config import build_config, load_yaml, merge_layer, parse_overrides
 from fathom.errors import ConfigError
 
@@ -49,6 +50,16 @@ def test_later_layers_win_and_renamed_sections_start_afresh():
     )
     assert config.model.name == "mlp" and config.model.options() == {}
     assert config.train.epochs == 2 and config.train.seed == 3
+
+
+def test_one_calls_shortcuts_and_overrides_merge_before_a_rename():
+    """fit(lr=0.75, overrides=["optim.name=sgd"]) trains at 0.75: the optimizer named in the
+    overrides starts its section afresh over the recipe's, not over the same call's lr."""
+    config = resolve_config(None, overrides=["optim.name=sgd"], lr=0.75)
+    assert config.optim.name == "sgd" and config.optim.lr == 0.75
+    assert resolve_config(None).optim.lr == 3e-3  # the digits recipe's AdamW rate...
+    renamed = resolve_config(None, overrides=["optim.name=sgd"])
+    assert renamed.optim.lr == 1e-3  # ...is not carried over to another optimizer
 
 
 def test_yaml_errors_are_one_line(tmp_path):

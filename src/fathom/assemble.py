@@ -72,9 +72,11 @@ def resolve_config(
         shortcut_layer.setdefault(section, {})[leaf] = (
             str(value) if isinstance(value, Path) else value
         )
-    override_layer = parse_overrides(list(overrides))
+    # Keyword shortcuts and overrides are one call's settings: fit(lr=0.5, overrides=
+    # ["optim.name=sgd"]) keeps its lr, where a renamed section drops what earlier layers set.
+    call_layer = merge_layer(shortcut_layer, parse_overrides(list(overrides)), renames=False)
     dataset_layer = {"data": {"name": dataset}} if dataset else {}
-    layers = [dataset_layer, user, shortcut_layer, override_layer]
+    layers = [dataset_layer, user, call_layer]
     probe = build_config(*layers)
     recipe_name = probe.recipe or (
         recipes.recipe_for_dataset(probe.data.name, probe.task.name) if use_recipe else None

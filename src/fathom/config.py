@@ -208,16 +208,17 @@ def build_config(*layers: Mapping[str, Any] | None) -> FathomConfig:
 
 
 def merge_layer(
-    base: Mapping[str, Any], layer: Mapping[str, Any], depth: int = 0
+    base: Mapping[str, Any], layer: Mapping[str, Any], depth: int = 0, renames: bool = True
 ) -> dict[str, Any]:
     """``layer`` over ``base``, mapping by mapping. Below the sections an explicitly empty mapping
     replaces (``data.augment={}`` clears a recipe's augmentation); a section whose ``name`` changes
-    starts afresh."""
+    starts afresh (``renames=False``: it merges, for two parts of one call's settings)."""
     merged = dict(base)
     for key, value in layer.items():
         old = merged.get(key)
         renamed = (
-            key in SECTIONS_REPLACED_ON_RENAME
+            renames
+            and key in SECTIONS_REPLACED_ON_RENAME
             and isinstance(old, Mapping)
             and isinstance(value, Mapping)
             and "name" in value
@@ -225,7 +226,7 @@ def merge_layer(
         )
         cleared = depth > 0 and isinstance(value, Mapping) and not value
         if isinstance(old, Mapping) and isinstance(value, Mapping) and not (renamed or cleared):
-            merged[key] = merge_layer(old, value, depth + 1)
+            merged[key] = merge_layer(old, value, depth + 1, renames)
         else:
             merged[key] = value
     return merged
