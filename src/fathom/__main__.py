@@ -4,4 +4,9 @@ import sys
 
 from fathom.cli.main import main
 
-sys.exit(main())
+status = main()
+if "fathom.engine.distributed" in sys.modules:  # a torchrun worker: it ends without teardown
+    from fathom.engine.distributed import end_worker_process
+
+    end_worker_process(status)
+sys.exit(status)

@@ -18,8 +18,10 @@ the tensors) and scatter full ones back on resume, in the one-process checkpoint
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import os
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -253,11 +255,27 @@ def current_execution(strategy: str = "ddp", device: str = "cpu") -> Execution:
 
 
 def leave_process_group() -> None:
-    """Destroy the process group while the interpreter is still whole: left to interpreter
-    teardown, gloo's worker threads can abort the process ("terminate called without an active
-    exception", SIGABRT) after the run has finished (pytorch/pytorch#190489)."""
+    """Destroy the process group while the interpreter is still whole (an ``atexit`` hook, for
+    ``fathom.fit`` in a user's torchrun script): left to interpreter teardown, gloo's threads can
+    abort a finished process ("terminate called without an active exception", SIGABRT;
+    pytorch/pytorch#190489)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_worker_process(status: int) -> None:
+    """End a ``torchrun -m fathom`` worker that joined a process group with ``status`` and no
+    interpreter teardown. Destroying the group at exit was not enough: DDP and FSDP keep their
+    own references to it, so its gloo threads still died with the interpreter and aborted a
+    worker whose run had completed (seen twice under load: a resumed FSDP run in CI, a two-node
+    run here). Every collective has returned by now; streams are flushed, files were written
+    atomically, so nothing is lost by skipping the teardown."""
+    if _CURRENT is None or _CURRENT.world_size <= 1:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def check_processes(config: FathomConfig, world_size: int) -> None:
