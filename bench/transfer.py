@@ -6,12 +6,14 @@ linear head (cached features), MiniLM tuned on pairs first (``transfer.contrasti
 SetFit), fine-tuned MiniLM; each on all labels and on 8 and 32 labels per
 class (``data.labels_per_class``, the same seeded subset for every method).
 
-Vision: a CNN pretrained on CIFAR-10 classes 0-4, then classes 5-9 with 100 labels per class:
-from scratch, feature extraction, fine-tune, and discriminative rates + gradual unfreezing.
+Vision: a network pretrained on CIFAR-10 classes 0-4 (a small CNN, or airbench94 with the cifar10
+recipe's SGD), then classes 5-9 with 100 labels per class: from scratch, feature extraction,
+fine-tune, and discriminative rates + gradual unfreezing.
 
     python bench/transfer.py            # the budgets below (CPU: tens of minutes)
     python bench/transfer.py --quick    # toy sizes: checks that everything runs
     python bench/transfer.py --only sentiment --skip finetuned
+    python bench/transfer.py --only vision --vision-model airbench --source-augment --skip pairs
 """
 
 from __future__ import annotations
@@ -148,6 +150,27 @@ def cifar_classes(bundle: DataBundle, classes: range, per_class: int | None) -> 
     return DataBundle(info, train, val, test)
 
 
+AIRBENCH_SGD = ["model.whiten=true", "optim.name=sgd", "optim.momentum=0.85", "optim.nesterov=true",
+                "optim.weight_decay=0.00133", "train.label_smoothing=0.2", "train.precision=auto",
+                "train.channels_last=true", "schedule.start_ratio=0.2", "schedule.peak_fraction=0.23",
+                "schedule.min_lr_ratio=0.07"]  # fmt: skip
+"""The cifar10 recipe's airbench94 settings (its learning rate is 0.75 at batch 512)."""
+
+
+def vision_network(args: argparse.Namespace) -> tuple[str, list[str], float, float, int]:
+    """(model name, its overrides, source rate, target rate, source batch): the small CNN with
+    AdamW, or airbench94 with the cifar10 recipe's SGD (0.75 at batch 512, scaled linearly to
+    the targets' batch of 32)."""
+    if args.vision_model == "airbench":
+        return "airbench", AIRBENCH_SGD, 0.75, 0.75 * 32 / 512, 512
+    model = [
+        f"model.channels=[{args.vision_channels}]",
+        "model.hidden=128",
+        "model.batch_norm=true",
+    ]
+    return "cnn", model, 2e-3, 2e-3, 128
+
+
 def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     full = fathom.data.load("cifar10", data_dir=DATA_DIR, seed=SEED, val_fraction=0.05)
     if args.quick:
@@ -155,19 +178,16 @@ def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                           full.val.subset(torch.arange(100)), full.test.subset(torch.arange(200)))  # fmt: skip
     source_data = cifar_classes(full, range(0, 5), None)
     target_data = cifar_classes(full, range(5, 10), 20 if args.quick else 100)
-    model = [
-        f"model.channels=[{args.vision_channels}]",
-        "model.hidden=128",
-        "model.batch_norm=true",
-    ]
+    network, model, source_rate, target_rate, source_batch = vision_network(args)
     epochs = 1 if args.quick else args.vision_epochs
     base = [*model, "data.augment={}", "train.diagnostics=false", "schedule.name=onecycle"]
     source_augment = (
         ["data.augment={crop: {padding: 4}, flip: true}"] if args.source_augment else []
     )
     started = time.process_time()
-    source = fathom.fit("cnn", source_data, epochs=epochs, lr=2e-3, overrides=[*base, *source_augment],
-                        name="source", **quiet(folder, batch_size=128, report=not args.quick))  # fmt: skip
+    source = fathom.fit(network, source_data, epochs=epochs, lr=source_rate,
+                        overrides=[*base, *source_augment], name="source",
+                        **quiet(folder, batch_size=source_batch, report=not args.quick))  # fmt: skip
     results: dict[str, Any] = {
         "source (classes 0-4, all labels)": {
             "accuracy": accuracy_of(source),
@@ -189,10 +209,11 @@ def run_vision(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     for name, (start, overrides) in variants.items():
         if any(skip in name for skip in args.skip):
             continue
-        options = quiet(folder, batch_size=32, epochs=target_epochs, lr=2e-3, report=not args.quick)
+        options = quiet(folder, batch_size=32, epochs=target_epochs, lr=target_rate,
+                        report=not args.quick)  # fmt: skip
         started = time.process_time()
         if start is None:
-            run = fathom.fit("cnn", target_data, overrides=[*base, *overrides], **options)
+            run = fathom.fit(network, target_data, overrides=[*base, *overrides], **options)
         else:
             run = fathom.finetune(start, target_data, overrides=[*base, *overrides], **options)
         results[name] = {"accuracy": accuracy_of(run), "cpu_seconds": time.process_time() - started,
@@ -209,6 +230,8 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="methods whose name holds these")
     parser.add_argument("--vision-epochs", type=int, default=10, help="source pretraining epochs")
     parser.add_argument("--vision-channels", default="32,64", help="the vision CNN's channels")
+    parser.add_argument("--vision-model", choices=["cnn", "airbench"], default="cnn",
+                        help="the network pretrained and fine-tuned (airbench: the cifar10 recipe's)")  # fmt: skip
     parser.add_argument("--source-augment", action="store_true",
                         help="crop and flip while pretraining the source (not the targets)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="split, label subset and training")
