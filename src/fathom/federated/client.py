@@ -39,22 +39,18 @@ def client_seed(seed: int, round_index: int, client: int) -> int:
     return (seed * 1_000_003 + round_index * 10_007 + client) % (2**31)
 
 
-def with_epochs(config: FathomConfig, epochs: int) -> FathomConfig:
-    """``config`` with ``train.epochs`` set: a client's local epochs E, or a straggler's fewer."""
-    return config.model_copy(update={"train": config.train.model_copy(update={"epochs": epochs})})
+def with_train(config: FathomConfig, **settings: object) -> FathomConfig:
+    """``config`` with ``train`` settings replaced: a client's local epochs E (or a straggler's
+    fewer), a worker's one thread, a client's seed."""
+    return config.model_copy(update={"train": config.train.model_copy(update=settings)})
 
 
-def local_config(config: FathomConfig, seed: int, epochs: int | None = None) -> FathomConfig:
-    """The run's config for a client's local epochs (``epochs``: a straggler's fewer): no
-    checkpoints, diagnostics or progress, and no weight EMA (a client sends its trained weights,
-    so an average would go unused)."""
-    train = config.train.model_copy(
-        update={"seed": seed, "diagnostics": False, "early_stopping": None, "max_steps": None,
-                "max_seconds": None, "ema_decay": None,
-                "epochs": config.train.epochs if epochs is None else epochs}
-    )  # fmt: skip
-    run = config.run.model_copy(update={"progress": "none"})
-    return config.model_copy(update={"train": train, "run": run})
+def local_config(config: FathomConfig, seed: int) -> FathomConfig:
+    """The run's config for a client's local epochs: no checkpoints, diagnostics or progress,
+    and no weight EMA (a client sends its trained weights, so an average would go unused)."""
+    local = with_train(config, seed=seed, diagnostics=False, early_stopping=None, max_steps=None,
+                       max_seconds=None, ema_decay=None)  # fmt: skip
+    return local.model_copy(update={"run": config.run.model_copy(update={"progress": "none"})})
 
 
 def train_client(
@@ -76,8 +72,9 @@ def train_client(
     callbacks: list[Callback] = []
     if mu > 0:
         callbacks.append(ProximalTerm(mu, [p.detach().clone() for p in network.parameters()]))
-    trainer = build_trainer(local_config(config, seed, epochs), network,
-                            DataBundle(info, examples), None, callbacks)  # fmt: skip
+    config = config if epochs is None else with_train(config, epochs=epochs)
+    trainer = build_trainer(local_config(config, seed), network, DataBundle(info, examples), None,
+                            callbacks)  # fmt: skip
     trainer.fit()
     losses = [record["loss"] for record in trainer.log.records if "loss" in record]
     state = {name: value.detach().clone() for name, value in network.state_dict().items()}

@@ -27,7 +27,7 @@ from fathom.assemble import build_model, load_data
 from fathom.config import FathomConfig, validate_config
 from fathom.data.bundle import DataInfo, Split
 from fathom.errors import ConfigError, FathomError
-from fathom.federated.client import client_seed, train_client, with_epochs
+from fathom.federated.client import client_seed, train_client, with_train
 from fathom.federated.record import after_round, finish_run
 from fathom.federated.simulation import FederatedConfig, Simulation, round_plan
 from fathom.federated.splits import class_histogram, split_clients
@@ -164,7 +164,7 @@ class FlowerServer(Simulation):
         mu = federated.mu if federated.strategy == "fedprox" else 0.0
         arrays = ArrayRecord({key: value.clone() for key, value in self.model.state_dict().items()})
         messages = [self.message(self.nodes[client], "train", str(self.round + 1), {
-            "local-config": json.dumps(with_epochs(self.local, epochs).to_dict()), "mu": mu,
+            "local-config": json.dumps(with_train(self.local, epochs=epochs).to_dict()), "mu": mu,
             "client-seed": client_seed(seed, self.round, client),
         }, arrays) for client, epochs in plan.items()]  # fmt: skip
         replies = self.trained_replies(messages)

@@ -20,7 +20,7 @@ from torch import nn
 
 from fathom.config import FathomConfig
 from fathom.data.bundle import DataInfo, Split
-from fathom.federated.client import State, train_client
+from fathom.federated.client import State, train_client, with_train
 
 _WORKER: dict[str, Any] = {}  # this worker process's network, split, info and config
 
@@ -46,8 +46,7 @@ class ClientPool:
         self, processes: int, network: nn.Module, train: Split, info: DataInfo,
         config: FathomConfig,
     ) -> None:  # fmt: skip
-        one_thread = config.train.model_copy(update={"threads": 1})
-        local = config.model_copy(update={"train": one_thread})
+        local = with_train(config, threads=1)
         # An executor, not multiprocessing.Pool: a worker that dies fails the round at once
         # (BrokenProcessPool) instead of leaving the round waiting for it forever.
         self.pool = ProcessPoolExecutor(

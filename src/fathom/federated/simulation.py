@@ -23,7 +23,7 @@ from fathom.data.loader import make_loader
 from fathom.engine import checkpoint_files as ckpt
 from fathom.engine.trainer import evaluate
 from fathom.errors import ConfigError
-from fathom.federated.client import client_seed, train_client, with_epochs
+from fathom.federated.client import client_seed, train_client, with_train
 from fathom.federated.pool import ClientPool
 from fathom.federated.server import SERVER_OPTIMIZERS, ServerOptimizer, weighted_average
 from fathom.federated.splits import check_split, class_histogram, split_clients
@@ -117,7 +117,7 @@ class Simulation:
         self.config, self.federated, self.bundle, self.run_dir = config, federated, bundle, run_dir
         self.model = network
         self.worker = copy.deepcopy(network)  # the clients train this copy, one after another
-        self.local = with_epochs(config, federated.local_epochs)
+        self.local = with_train(config, epochs=federated.local_epochs)
         self.parts = split_clients(bundle.train.targets, federated.clients, federated.split,
                                    alpha=federated.alpha, seed=config.train.seed)  # fmt: skip
         self.server = ServerOptimizer(network, federated.server, federated.server_lr,
