@@ -114,6 +114,7 @@ def load_data(config: FathomConfig) -> DataBundle:
         download=section.download,
         labels_per_class=section.labels_per_class,
         label_fraction=section.label_fraction,
+        dedupe=section.dedupe,
         **section.options(),
     )
 

@@ -55,6 +55,7 @@ class DataConfig(OpenSection):
     # few-label experiments: a seeded, class-balanced subset of the training labels
     labels_per_class: int | None = Field(None, gt=0)
     label_fraction: float | None = Field(None, gt=0.0, le=1.0)
+    dedupe: bool = False  # drop validation/test rows that copy a training row (leakage)
 
 
 class ModelConfig(OpenSection):

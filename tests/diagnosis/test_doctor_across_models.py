@@ -148,3 +148,29 @@ def test_copies_with_a_different_id_are_still_leakage():
     assert record["duplicates"]["test"]["ignoring"] == ["id"]
     leakage = [d for d in diagnose_records([record], []) if d.key == "leakage"]
     assert leakage and "id-like column id" in leakage[0].evidence
+
+
+def test_leakage_remedy_dedupe_is_printed_and_clears_the_diagnosis(tmp_path):
+    """A CSV with every row twice under two ids, trained the CLI way: the doctor prints
+    data.dedupe=true, and the rerun with it scores only unseen rows (no leakage left)."""
+    import pytest
+
+    from fathom.cli import main
+    from fathom.diagnosis.doctor import read_diagnosis
+
+    lines = ["id,a,b,label"]
+    for row in range(300):
+        lines += [f"{2 * row + copy},{row % 17},{row % 13},{row % 3 == 0:d}" for copy in (0, 1)]
+    (tmp_path / "twice.csv").write_text("\n".join(lines) + "\n")
+    arguments = ["train", str(tmp_path / "twice.csv"), "data.target=label", "model.name=mlp",
+                 "--epochs", "3", "--quiet", "train.threads=1"]  # fmt: skip
+    assert main([*arguments, "--run-dir", str(tmp_path / "plain")]) == 0
+    run = next((tmp_path / "plain").iterdir())
+    found = {d.key: d for d in read_diagnosis(run) or []}
+    assert found["leakage"].overrides == ["data.dedupe=true"]
+    with pytest.warns(UserWarning, match="data.dedupe: left out"):
+        assert main([*arguments, "data.dedupe=true", "--run-dir", str(tmp_path / "fixed")]) == 0
+    rerun = next((tmp_path / "fixed").iterdir())
+    assert "leakage" not in {d.key for d in read_diagnosis(rerun) or []}
+    # the run's config keeps it: eval, resume and the report drop the same rows
+    assert "dedupe: true" in (rerun / "config.yaml").read_text()

@@ -131,11 +131,13 @@ def load(
     download: bool = True,
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
+    dedupe: bool = False,
     **options: Any,
 ) -> DataBundle:
     """Load a registered dataset with seeded splits, e.g. ``fathom.data.load("mnist")``.
 
-    ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``).
+    ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``);
+    ``dedupe=True`` drops the validation and test rows that copy a training row (leakage).
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     # Datasets that split themselves (a tokenizer fitted on training text only, a series split
@@ -153,6 +155,7 @@ def load(
         limit=limit,
         labels_per_class=labels_per_class,
         label_fraction=label_fraction,
+        dedupe=dedupe,
     )
 
 

@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from fathom.data.bundle import DataBundle, LazySplit, Split
+from fathom.data.duplicates import drop_copies
 from fathom.errors import ConfigError
 
 STATISTICS_SAMPLE = 1000  # examples of a lazy split decoded to estimate normalisation statistics
@@ -38,9 +39,11 @@ def finalize(
     limit: int | None = None,
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
+    dedupe: bool = False,
 ) -> DataBundle:
     """Add missing test/val splits (seeded), cap the training set, keep a class-balanced subset
-    of labelled examples (few-label experiments), and normalise on train stats."""
+    of labelled examples (few-label experiments), drop evaluation rows that copy training rows
+    (``dedupe``), and normalise on train stats."""
     number_rows(bundle)
     train, val, test = bundle.train, bundle.val, bundle.test
     if test is None:
@@ -52,12 +55,24 @@ def finalize(
     if labels_per_class is not None or label_fraction is not None:
         train = train.subset(few_labels(train.targets, labels_per_class, label_fraction, seed + 3))
     bundle = DataBundle(bundle.info, train, val, test)
+    if dedupe:
+        bundle = drop_evaluation_copies(bundle)
     if bundle.info.normalization is not None:
         return bundle  # the dataset scaled itself (forecasting series: on their training part)
     if normalize and isinstance(train, Split) and train.inputs.is_floating_point():
         apply_normalization(bundle)
     elif normalize and not isinstance(train, Split):
         apply_lazy_normalization(bundle, seed)
+    return bundle
+
+
+def drop_evaluation_copies(bundle: DataBundle) -> DataBundle:
+    """``data.dedupe``: the bundle without validation/test rows equal to a training row (id-like
+    table columns left out), said in one line when any went."""
+    bundle, dropped = drop_copies(bundle)
+    if any(dropped.values()):
+        counts = ", ".join(f"{count} {name}" for name, count in dropped.items() if count)
+        warnings.warn(f"data.dedupe: left out {counts} rows that copy training rows", stacklevel=4)
     return bundle
 
 

@@ -95,7 +95,7 @@ def leakage(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "key": "leakage",
         "title": "Train/test leakage (duplicates across splits)",
         "evidence": shown,
-        "remedy": "remove duplicate rows before splitting (dedupe), or drop the copies from the "
-        "evaluation splits; the reported scores are optimistic",
-        "overrides": [],
+        "remedy": "drop the copies from the evaluation splits (data.dedupe=true), or remove "
+        "duplicate rows before splitting; the reported scores are optimistic",
+        "overrides": ["data.dedupe=true"],
     }

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fathom.data.bundle import DataBundle, Split
+from fathom.data.duplicates import HASH_LIMIT, copies_of_training_rows, id_columns
 
 SCALE_SAMPLE = 2048
-HASH_LIMIT = 200_000
 EXAMPLE_SAMPLE = 512
 EXAMPLE_MINIMUM = 64  # fewer per-example losses say too little about label noise
 SECONDS_PER_VALUE = 5e-9  # the duplicate search, per input value hashed (measured ~4e-9 on CPU)
@@ -57,73 +57,6 @@ def class_counts(split: Any) -> list[int] | None:
     return torch.bincount(targets.long().clamp_min(0)).tolist()
 
 
-def row_keys(split: Any, drop: list[int] | None = None) -> torch.Tensor | None:
-    """One number per row: its dot product with a fixed random vector (a fast fingerprint; equal
-    rows get equal or nearly equal keys, so callers confirm matches by comparing rows).
-    ``drop``: columns of a table left out (id-like columns)."""
-    rows = _rows(split, drop)
-    if rows is None:
-        return None
-    generator = torch.Generator().manual_seed(20240601)  # private: global RNGs untouched
-    direction = torch.randn(rows.shape[1], generator=generator).to(rows.device)
-    # an elementwise product summed per row: the same row gives the same key in any chunk
-    keys = [(chunk.float() * direction).sum(dim=1) for chunk in rows.split(4096)]
-    return torch.cat(keys).double().cpu()
-
-
-def _rows(split: Any, drop: list[int] | None = None) -> torch.Tensor | None:
-    if not isinstance(split, Split) or len(split) > HASH_LIMIT or len(split) == 0:
-        return None
-    rows = split.inputs.reshape(len(split), -1)
-    if drop:
-        keep = [column for column in range(rows.shape[1]) if column not in drop]
-        rows = rows[:, keep]
-    return rows if rows.shape[1] else None
-
-
-def _copies(
-    rows: torch.Tensor, keys: torch.Tensor, train_rows: torch.Tensor, train_keys: torch.Tensor
-) -> list[int]:
-    """Indices of ``rows`` that equal some training row: near keys first, then exact checks."""
-    order = train_keys.argsort()
-    ordered = train_keys[order]
-    tolerance = 1e-6 * (keys.abs() + 1)
-    upper = torch.searchsorted(ordered, keys).clamp(max=len(ordered) - 1)
-    lower = (upper - 1).clamp(min=0)
-    copies = []
-    for neighbour in (lower, upper):
-        near = (ordered[neighbour] - keys).abs() <= tolerance
-        for index in near.nonzero().flatten().tolist():
-            if index not in copies and torch.equal(
-                rows[index], train_rows[order[neighbour[index]]]
-            ):
-                copies.append(index)
-    return sorted(copies)
-
-
-def id_columns(bundle: DataBundle) -> list[int]:
-    """Columns of a table that look like row ids: integers (before normalisation), different in
-    every training row. Two copies of a row with different ids are still copies."""
-    train = bundle.train
-    if not isinstance(train, Split) or train.inputs.dim() != 2 or len(train) < 20:
-        return []
-    values = train.inputs.double()
-    statistics = bundle.info.normalization or {}
-    if statistics.get("mean") and len(statistics["mean"]) == values.shape[1]:
-        mean = torch.tensor(statistics["mean"], dtype=torch.float64)
-        std = torch.tensor(statistics["std"], dtype=torch.float64)
-        values = values * std + mean
-    found = []
-    for column in range(values.shape[1]):
-        raw = values[:, column]
-        # float32 standardised values give the ids back only to ~1e-7 of the column's size
-        tolerance = 1e-3 + 1e-6 * float(raw.abs().max())
-        integral = bool(((raw - raw.round()).abs() < tolerance).all())
-        if integral and len(torch.unique(raw.round())) == len(raw):
-            found.append(column)
-    return found
-
-
 def duplicates_across_splits(bundle: DataBundle) -> dict[str, Any]:
     """How many val/test rows are copies of training rows (train/test leakage): exact copies, and
     for tables copies once id-like columns are left out (``ignoring`` names those columns)."""
@@ -140,18 +73,12 @@ def duplicates_across_splits(bundle: DataBundle) -> dict[str, Any]:
 
 
 def _duplicates(bundle: DataBundle, drop: list[int] | None) -> dict[str, Any]:
-    train_keys = row_keys(bundle.train, drop)
-    train_rows = _rows(bundle.train, drop)
     result: dict[str, Any] = {}
-    if train_keys is None or train_rows is None:
-        return result
     for name in ("val", "test"):
         split = getattr(bundle, name)
-        keys, rows = row_keys(split, drop), _rows(split, drop)
-        if keys is None or rows is None:
-            continue
-        copies = _copies(rows, keys, train_rows, train_keys)
-        result[name] = {"rows": len(keys), "in_train": len(copies), "first": copies[:10]}
+        copies = copies_of_training_rows(bundle, split, drop)
+        if copies is not None:
+            result[name] = {"rows": len(split), "in_train": len(copies), "first": copies[:10]}
     return result
 
 

@@ -257,7 +257,7 @@ CLI_BENCH_FAULTS: list[CliFault] = [
              "lr_too_high", "mlp", reference="adult_healthy"),
     CliFault("adult_duplicated_with_id", "Adult CSV, every row twice, a unique id column",
              "TABLES/adult_ids.csv", ["data.target=income", "train.epochs=3"], "leakage", "mlp",
-             repairable=False),
+             reference="adult_healthy"),
     CliFault("sentiment_healthy", "sentiment recipe, 2 epochs", "sentiment", ["train.epochs=2"],
              None),
     CliFault("sentiment_lstm_healthy", "LSTM on sentiment, AdamW lr 1e-3, 4 epochs", "sentiment",
