@@ -66,6 +66,8 @@ def test_weighted_knn_matches_a_brute_force_reference() -> None:
     for k in (1, 7, 200):
         fast = knn_predict(queries, bank, labels, 4, k=k, temperature=0.1).tolist()
         assert fast == slow_knn(queries, bank, labels, 4, k, 0.1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # precision auto: still float32
+            assert knn_predict(queries, bank, labels, 4, k=k, temperature=0.1).tolist() == fast
 
 
 def byol_with_model() -> tuple[BYOL, torch.nn.Module]:

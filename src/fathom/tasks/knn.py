@@ -27,7 +27,10 @@ def knn_predict(
     ``bank`` must already be L2-normalised (``normalised_features``); queries are normalised here.
     """
     queries = F.normalize(queries.float(), dim=1)
-    similarity = queries @ bank.T  # (N, M)
+    # In float32 even under a bf16 autocast (precision auto): bf16's 8-bit mantissa would tie
+    # near neighbours and give votes of another dtype than the float32 tally.
+    with torch.autocast(queries.device.type, enabled=False):
+        similarity = queries @ bank.float().T  # (N, M)
     top, index = similarity.topk(min(k, len(bank)), dim=1)
     weights = (top / temperature).exp()
     votes = torch.zeros(len(queries), num_classes, device=queries.device)
