@@ -115,6 +115,7 @@ def load_data(config: FathomConfig) -> DataBundle:
         labels_per_class=section.labels_per_class,
         label_fraction=section.label_fraction,
         dedupe=section.dedupe,
+        class_name_examples=section.class_name_examples,
         **section.options(),
     )
 

@@ -56,6 +56,7 @@ class DataConfig(OpenSection):
     labels_per_class: int | None = Field(None, gt=0)
     label_fraction: float | None = Field(None, gt=0.0, le=1.0)
     dedupe: bool = False  # drop validation/test rows that copy a training row (leakage)
+    class_name_examples: int = Field(0, ge=0, le=10_000)  # text: class names as labelled rows
 
 
 class ModelConfig(OpenSection):

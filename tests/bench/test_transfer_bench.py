@@ -20,7 +20,8 @@ def test_transfer_bench_quick_writes_its_table(tmp_path, shared_datasets) -> Non
     sentiment = record["results"]["sentiment"]
     assert set(sentiment["TF-IDF + logistic regression"]) == {"8 per class"}
     assert set(sentiment) == {"TF-IDF + logistic regression",
-                              "MiniLM tuned on pairs (SetFit, 20 steps) + linear head"}  # fmt: skip
+                              "MiniLM tuned on pairs (SetFit, 20 steps) + linear head",
+                              "SetFit + class names as examples (x16)"}  # fmt: skip
     vision = record["results"]["vision"]
     assert set(vision) == {"source (classes 0-4, all labels)", "from scratch", "feature extraction",
                            "tuned on pairs (100 steps, lr 1e-3) + fine_tune"}  # fmt: skip

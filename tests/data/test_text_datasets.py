@@ -113,3 +113,40 @@ def test_tinyshakespeare_downloads_and_verifies(file_server, tmp_path, monkeypat
     with pytest.raises(DataError, match="sha256"):
         tinyshakespeare(tmp_path / "other", url=file_server.url + "input.txt")
     assert not (tmp_path / "other" / "tinyshakespeare" / "input.txt").exists()
+
+
+def test_class_names_join_the_training_split_as_labelled_examples(tmp_path) -> None:
+    path = tmp_path / "reviews.csv"  # words of the texts include the class names
+    path.write_text(
+        "text,label\n"
+        + "".join(
+            f"{'pos great' if i % 2 else 'neg awful'} film {i},{'pos' if i % 2 else 'neg'}\n"
+            for i in range(30)
+        )
+    )
+    options = {"path": str(path), "text_column": "text", "target": "label", "seed": 0}
+    plain = load("text_csv", labels_per_class=2, **options)
+    named = load("text_csv", labels_per_class=2, class_name_examples=3, **options)
+    assert len(named.train) == len(plain.train) + 6 and torch.equal(
+        named.test.inputs, plain.test.inputs
+    )
+    tokenizer = tokenizer_from_dict(named.info.extra["tokenizer"])
+    added = named.train.inputs[len(plain.train) :]
+    texts = [tokenizer.decode([t for t in row.tolist() if t]) for row in added]
+    names = named.info.class_names
+    assert texts == names * 3 and named.train.targets[len(plain.train) :].tolist() == [0, 1] * 3
+    assert named.train.rows[len(plain.train) :].tolist() == [-1] * 6  # not rows of the file
+
+
+def test_class_name_examples_need_named_classes_of_a_text_dataset(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="needs a text classification dataset"):
+        load("digits", class_name_examples=2)
+    table = tmp_path / "numbers.csv"
+    table.write_text("text,label\n" + "".join(f"film {i},{i % 2}\n" for i in range(20)))
+    with pytest.raises(ConfigError, match="the classes have no names"):
+        load("text_csv", path=str(table), text_column="text", target="label", class_name_examples=2)
+    reviews = write_reviews(tmp_path / "reviews.csv")  # 'pos', 'neg': not words of the texts
+    with pytest.raises(ConfigError, match="class name 'neg' is not in the tokenizer's vocabulary"):
+        load(
+            "text_csv", path=str(reviews), text_column="text", target="label", class_name_examples=1
+        )

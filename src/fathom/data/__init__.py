@@ -132,12 +132,14 @@ def load(
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
     dedupe: bool = False,
+    class_name_examples: int = 0,
     **options: Any,
 ) -> DataBundle:
     """Load a registered dataset with seeded splits, e.g. ``fathom.data.load("mnist")``.
 
     ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``);
-    ``dedupe=True`` drops the validation and test rows that copy a training row (leakage).
+    ``dedupe=True`` drops the validation and test rows that copy a training row (leakage);
+    ``class_name_examples=N`` adds each class's name N times to a text dataset's training split.
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     # Datasets that split themselves (a tokenizer fitted on training text only, a series split
@@ -146,7 +148,7 @@ def load(
     accepted = accepted_keywords(DATASETS.get(name))
     options.update({key: value for key, value in splitting.items() if key in accepted})
     bundle = DATASETS.create(name, root=root, download=download, **options)
-    return finalize(
+    bundle = finalize(
         bundle,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -157,6 +159,11 @@ def load(
         label_fraction=label_fraction,
         dedupe=dedupe,
     )
+    if class_name_examples:
+        from fathom.data.text import with_class_name_examples
+
+        bundle = with_class_name_examples(bundle, class_name_examples)
+    return bundle
 
 
 def list() -> list[str]:  # noqa: A001 - mirrors fathom.models.list

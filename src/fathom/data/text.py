@@ -17,7 +17,12 @@ import torch
 
 from fathom.data.bundle import DataBundle, DataInfo, Split
 from fathom.data.splits import seeded_permutation
-from fathom.data.tokenizers import encode_texts, train_tokenizer
+from fathom.data.tokenizers import (
+    encode_texts,
+    special_token_ids,
+    tokenizer_from_dict,
+    train_tokenizer,
+)
 from fathom.errors import ConfigError, DataError, closest
 
 UNLABELLED = "no label (data.target not set)"
@@ -234,3 +239,43 @@ def read_text_inputs(path: Path, info: DataInfo) -> torch.Tensor:
     padded = torch.zeros(len(texts), max_length, dtype=torch.long)
     padded[:, : encoded.shape[1]] = encoded
     return padded
+
+
+def with_class_name_examples(bundle: DataBundle, copies: int) -> DataBundle:
+    """``data.class_name_examples``: each class's name ("negative", "positive") joins the
+    training split ``copies`` times as a labelled example (label names as data, for few-label
+    runs of a pretrained encoder, which already places a sentence near the name of its class).
+    Rows of the source: -1. Needs a text dataset, in memory, whose classes have names."""
+    train, info = bundle.train, bundle.info
+    tokenizer = info.extra.get("tokenizer")
+    if not isinstance(train, Split) or tokenizer is None or train.inputs.dim() != 2:
+        raise ConfigError("data.class_name_examples needs a text classification dataset")
+    names = info.class_names or []
+    if len(names) != info.num_classes or all(name.isdigit() for name in names):
+        raise ConfigError(f"data.class_name_examples: the classes have no names ({names})")
+    if train.groups is not None:
+        raise ConfigError("data.class_name_examples cannot be combined with data.sensitive")
+    fitted = tokenizer_from_dict(tokenizer)
+    encoded = encode_texts(fitted, names, train.inputs.shape[1])
+    special = torch.tensor(special_token_ids(fitted))
+    for name, ids in zip(names, encoded, strict=True):
+        if torch.isin(ids, special).all():
+            raise ConfigError(
+                f"data.class_name_examples: the class name {name!r} is not in the tokenizer's "
+                "vocabulary (a tokenizer fitted on these texts knows only their words)"
+            )
+    width = train.inputs.shape[1]
+    padded = torch.zeros(len(names), width, dtype=train.inputs.dtype)
+    padded[:, : min(width, encoded.shape[1])] = encoded[:, :width]
+    labels = torch.arange(len(names), dtype=train.targets.dtype)
+    rows = (
+        None
+        if train.rows is None
+        else torch.cat([train.rows, torch.full((len(names) * copies,), -1)])
+    )
+    added = Split(
+        torch.cat([train.inputs, padded.repeat(copies, 1)]),
+        torch.cat([train.targets, labels.repeat(copies)]),
+        rows=rows,
+    )
+    return DataBundle(info, added, bundle.val, bundle.test)
