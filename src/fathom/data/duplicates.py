@@ -52,7 +52,7 @@ def _copies(
         # compared in blocks, all at once: a Python loop over the candidates cost 0.5 s on the
         # Adult table with 13,000 copies (the doctor then skipped the check as over budget)
         for block in near.nonzero().flatten().split(4096):
-            same = (rows[block] == train_rows[order[neighbour[block]]]).all(dim=1)
+            same = (rows[block] == train_rows[order[neighbour[block]]]).all(dim=1).cpu()
             found[block[same]] = True
     return found.nonzero().flatten().tolist()
 
@@ -63,14 +63,17 @@ def id_columns(bundle: DataBundle) -> list[int]:
     train = bundle.train
     if not isinstance(train, Split) or train.inputs.dim() != 2 or len(train) < 20:
         return []
-    width = train.inputs.shape[1]
+    inputs = train.inputs.cpu()
+    if not inputs.is_floating_point():  # token ids of texts are not a table's columns
+        return []
+    width = inputs.shape[1]
     mean, std = torch.zeros(width, dtype=torch.float64), torch.ones(width, dtype=torch.float64)
     statistics = bundle.info.normalization or {}
     if statistics.get("mean") and len(statistics["mean"]) == width:
         mean = torch.tensor(statistics["mean"], dtype=torch.float64)
         std = torch.tensor(statistics["std"], dtype=torch.float64)
     # float32 standardised values give the ids back only to ~1e-7 of the column's size
-    largest = train.inputs.abs().amax(dim=0).double() * std + mean.abs()
+    largest = inputs.abs().amax(dim=0).double() * std + mean.abs()
     tolerance = 1e-3 + 1e-6 * largest
 
     def looks_like_ids(values: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -83,10 +86,10 @@ def id_columns(bundle: DataBundle) -> list[int]:
     # The first rows rule out most columns (one-hot, small counts) for a fraction of the cost
     # of a pass in float64 over every row (0.2 s on Adult's 47,000 x 109).
     every = torch.arange(width)
-    candidates = every[looks_like_ids(train.inputs[:256], every)]
+    candidates = every[looks_like_ids(inputs[:256], every)]
     if not len(candidates):
         return []
-    found = looks_like_ids(train.inputs[:, candidates], candidates)
+    found = looks_like_ids(inputs[:, candidates], candidates)
     return candidates[found].tolist()
 
 
