@@ -172,7 +172,10 @@ def main() -> None:
     parser.add_argument("--few-epochs", type=int, default=30)
     parser.add_argument("--few-batch", type=int, help="few-label batch (default: the recipe's)")
     parser.add_argument("--few-lrs", type=float, nargs="+", help="few-label rates, both sides")
+    parser.add_argument("--seed", type=int, default=0, help="split, label subset and training")
     args = parser.parse_args()
+    global SEED
+    SEED = args.seed
     if args.labels_per_class is None:  # 1% of the training labels
         args.labels_per_class = 50 if args.dataset == "cifar10" else 60
     if args.dataset == "cifar10" and not args.quick:
