@@ -38,7 +38,7 @@ def worker(arguments: list[str], output: Path) -> None:
     """Inside one process (or each torchrun rank): a fit timing each epoch; rank 0 writes."""
     import fathom
     from fathom.engine.callbacks import Callback
-    from fathom.engine.distributed import is_main_process
+    from fathom.engine.distributed import end_worker_process, is_main_process
 
     class EpochClock(Callback):
         def __init__(self) -> None:
@@ -56,6 +56,9 @@ def worker(arguments: list[str], output: Path) -> None:
     if is_main_process():
         accuracy = run.evaluate("test").get("accuracy")
         output.write_text(json.dumps({"epoch_seconds": clock.seconds, "accuracy": accuracy}))
+    # As `python -m fathom` does: a worker that joined a process group ends without interpreter
+    # teardown, where gloo's threads can abort it after the run (the suite saw exit status 1).
+    end_worker_process(0)
 
 
 def launch(layout: str, arguments: list[str], output: Path) -> dict:
@@ -68,7 +71,9 @@ def launch(layout: str, arguments: list[str], output: Path) -> dict:
     else:
         environment["OMP_NUM_THREADS"] = "2"
         command = [sys.executable, *script, "train.threads=2"]
-    subprocess.run(command, env=environment, check=True, capture_output=True)
+    done = subprocess.run(command, env=environment, check=False, capture_output=True, text=True)
+    if done.returncode != 0:  # say why: the workers' own output, not only the exit status
+        raise RuntimeError(f"{layout} run exited with {done.returncode}: {done.stderr[-3000:]}")
     return json.loads(output.read_text())
 
 
