@@ -221,8 +221,6 @@ def _natural_key(label: str) -> tuple[int, float | str]:
 def read_text_inputs(path: Path, info: DataInfo) -> torch.Tensor:
     """Texts to classify: a .txt file (one text per line) or a CSV/TSV with the training text
     column; encoded with the run's tokenizer and padded to its ``max_length``: [N, max_length]."""
-    from fathom.data.tokenizers import tokenizer_from_dict
-
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         column = info.extra.get("text_column", "text")
@@ -235,10 +233,7 @@ def read_text_inputs(path: Path, info: DataInfo) -> torch.Tensor:
         raise DataError(f"{path}: no text to classify (the file is empty)")
     tokenizer = tokenizer_from_dict(info.extra["tokenizer"])
     max_length = int(info.extra.get("max_length", 128))
-    encoded = encode_texts(tokenizer, texts, max_length)
-    padded = torch.zeros(len(texts), max_length, dtype=torch.long)
-    padded[:, : encoded.shape[1]] = encoded
-    return padded
+    return encode_texts(tokenizer, texts, max_length, full_width=True)
 
 
 def with_class_name_examples(bundle: DataBundle, copies: int) -> DataBundle:
@@ -256,7 +251,8 @@ def with_class_name_examples(bundle: DataBundle, copies: int) -> DataBundle:
     if train.groups is not None:
         raise ConfigError("data.class_name_examples cannot be combined with data.sensitive")
     fitted = tokenizer_from_dict(tokenizer)
-    encoded = encode_texts(fitted, names, train.inputs.shape[1])
+    width = train.inputs.shape[1]
+    encoded = encode_texts(fitted, names, width, full_width=True).to(train.inputs.dtype)
     special = torch.tensor(special_token_ids(fitted))
     for name, ids in zip(names, encoded, strict=True):
         if torch.isin(ids, special).all():
@@ -264,9 +260,6 @@ def with_class_name_examples(bundle: DataBundle, copies: int) -> DataBundle:
                 f"data.class_name_examples: the class name {name!r} is not in the tokenizer's "
                 "vocabulary (a tokenizer fitted on these texts knows only their words)"
             )
-    width = train.inputs.shape[1]
-    padded = torch.zeros(len(names), width, dtype=train.inputs.dtype)
-    padded[:, : min(width, encoded.shape[1])] = encoded[:, :width]
     labels = torch.arange(len(names), dtype=train.targets.dtype)
     rows = (
         None
@@ -274,7 +267,7 @@ def with_class_name_examples(bundle: DataBundle, copies: int) -> DataBundle:
         else torch.cat([train.rows, torch.full((len(names) * copies,), -1)])
     )
     added = Split(
-        torch.cat([train.inputs, padded.repeat(copies, 1)]),
+        torch.cat([train.inputs, encoded.repeat(copies, 1)]),
         torch.cat([train.targets, labels.repeat(copies)]),
         rows=rows,
     )

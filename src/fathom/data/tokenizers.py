@@ -206,11 +206,15 @@ def special_token_ids(tokenizer: Tokenizer) -> list[int]:
     return sorted(index for index in special if index < tokenizer.vocab_size)
 
 
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> torch.Tensor:
-    """Token ids [N, T] padded with 0 at the end, T = the longest text (at most ``max_length``)."""
+def encode_texts(
+    tokenizer: Tokenizer, texts: Sequence[str], max_length: int, full_width: bool = False
+) -> torch.Tensor:
+    """Token ids [N, T] padded with 0 at the end, T = the longest text (at most ``max_length``),
+    or ``max_length`` itself with ``full_width`` (the width a trained model's inputs had)."""
     encoded = [tokenizer.encode(text)[:max_length] for text in texts]
     longest = max((len(ids) for ids in encoded), default=0)
-    batch = torch.zeros(len(encoded), max(longest, 1), dtype=torch.long)
+    width = max_length if full_width else max(longest, 1)
+    batch = torch.zeros(len(encoded), width, dtype=torch.long)
     for row, ids in enumerate(encoded):
         if ids:
             batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)

@@ -122,10 +122,8 @@ def read_texts(model: ServedModel, texts: Any, limits: Limits) -> np.ndarray:
                 413, f"texts[{index}]: {len(text)} characters; the limit is {limits.max_text_chars}"
             )
     max_length = int(model.info.extra.get("max_length", 128))
-    encoded = encode_texts(tokenizer_from_dict(model.info.extra["tokenizer"]), texts, max_length)
-    padded = torch.zeros(len(texts), max_length, dtype=torch.long)
-    padded[:, : encoded.shape[1]] = encoded
-    return finish(model, padded)
+    tokenizer = tokenizer_from_dict(model.info.extra["tokenizer"])
+    return finish(model, encode_texts(tokenizer, texts, max_length, full_width=True))
 
 
 def read_arrays(model: ServedModel, values: Any, dtype: str, limits: Limits) -> np.ndarray:
