@@ -77,3 +77,22 @@ def test_a_csv_with_every_row_twice_is_scored_on_unseen_rows_only(tmp_path):
     seen = {tuple(row[1:].tolist()) for row in deduped.train.inputs}
     for split in (deduped.val, deduped.test):
         assert not any(tuple(row[1:].tolist()) in seen for row in split.inputs)
+
+
+def test_texts_padded_to_each_split_longest_are_compared_at_one_width():
+    """Token ids are padded with 0 to each split's longest text: a test split 5 tokens wide
+    copies training rows 8 wide (the vectorised search raised on the widths, and the doctor's
+    data checks were silently skipped on the sentiment recipe)."""
+    from fathom.diagnosis.datachecks import check_bundle
+
+    generator = torch.Generator().manual_seed(2)
+    tokens = torch.randint(4, 100, (40, 8), generator=generator)
+    tokens[:20, 5:] = 0  # short texts
+    train = Split(tokens, torch.randint(0, 2, (40,), generator=generator))
+    test = Split(torch.cat([tokens[:3, :5], torch.randint(4, 100, (7, 5), generator=generator)]),
+                 torch.zeros(10, dtype=torch.long))  # fmt: skip
+    info = DataInfo("texts", "classification", (8,), num_classes=2)
+    bundle, dropped = drop_copies(DataBundle(info, train, None, test))
+    assert dropped == {"test": 3} and len(bundle.test) == 7
+    record = check_bundle(DataBundle(info, train, None, test))
+    assert record["duplicates"]["test"]["in_train"] == 3

@@ -145,7 +145,8 @@ def test_a_low_rate_is_scaled_from_the_rate_in_force_at_each_sample():
     run = run_record(base_lr=1e-5, lr=4e-7, optimizer="sgd")
     found = diagnose_records([run, first, *low], end, classifier=False)
     assert [d.key for d in found] == ["lr_too_low"]
-    assert found[0].overrides == ["optim.lr=0.1"]  # 1e-5 x 3e-3 / 3e-7; not 0, not 1e-5 x 1e4
+    # 1e-5 x 1e-2 / 3e-7 (a stalled run's ratio is raised to 1e-2); not 0, not 1e-5 x 1e5
+    assert found[0].overrides == ["optim.lr=0.33"]
 
 
 def test_label_noise_uses_each_class_own_confidence_as_the_bar():

@@ -99,16 +99,25 @@ def copies_of_training_rows(
     """For the validation and test splits, the positions of their rows that equal a training
     row (``drop``: columns left out); None for a split that is absent or cannot be searched
     (lazy, empty, or above ``HASH_LIMIT`` rows). The training rows are fingerprinted once."""
-    train_rows = _rows(bundle.train, drop)
+    splits = {name: _rows(getattr(bundle, name), drop) for name in ("train", "val", "test")}
+    width = max((rows.shape[1] for rows in splits.values() if rows is not None), default=0)
+    # texts are token ids padded with 0 to each split's longest: compare at one width
+    splits = {name: _padded(rows, width) for name, rows in splits.items()}
+    train_rows = splits.pop("train")
     train_keys = row_keys(train_rows) if train_rows is not None else None
     found: dict[str, list[int] | None] = {}
-    for name in ("val", "test"):
-        rows = _rows(getattr(bundle, name), drop)
+    for name, rows in splits.items():
         if rows is None or train_rows is None or train_keys is None:
             found[name] = None
         else:
             found[name] = _copies(rows, row_keys(rows), train_rows, train_keys)
     return found
+
+
+def _padded(rows: torch.Tensor | None, width: int) -> torch.Tensor | None:
+    if rows is None or rows.shape[1] == width:
+        return rows
+    return torch.nn.functional.pad(rows, (0, width - rows.shape[1]))
 
 
 def drop_copies(bundle: DataBundle) -> tuple[DataBundle, dict[str, int]]:

@@ -257,7 +257,9 @@ def lr_too_low(facts: Facts, found: set[str]) -> dict[str, Any] | None:
         "evidence": f"median update-to-weight ratio per step is {ratio:.2g} (healthy: ~1e-3); "
         f"training loss only went from {change[0]:.3g} to {change[1]:.3g}",
         "remedy": "raise the learning rate (or run 'fathom lr-find' / optim.lr=auto)",
-        "overrides": remedies.learning_rate(facts, ratio, 10.0, 1e4),
+        "overrides": remedies.learning_rate(
+            facts, ratio, 10.0, 1e5, target=remedies.STALLED_UPDATE_RATIO
+        ),
     }
 
 
