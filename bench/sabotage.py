@@ -42,6 +42,7 @@ from common import (  # noqa: E402
     write_record,
 )
 from fathom.api.inspection import run_planted_fault  # noqa: E402
+from fathom.cli.options import table_dataset  # noqa: E402
 from fathom.diagnosis import sabotage  # noqa: E402
 from fathom.diagnosis.doctor import read_diagnosis  # noqa: E402
 from fathom.errors import FathomError, TrainingDiverged  # noqa: E402
@@ -124,8 +125,8 @@ def main() -> None:
 
 def write_tables(folder: Path) -> None:
     """The CSVs the CLI rows train on: Adult with a header, Adult with every row twice and a
-    unique ``id`` column (copies across the splits that exact-row matching misses), and a
-    seasonal series."""
+    unique ``id`` column (copies across the splits that exact-row matching misses), Adult with 25%
+    of the incomes flipped, a seasonal series, and the sentiment TSVs (``write_texts``)."""
     lines = [line for line in (DATA_DIR / "tabular/adult/adult.data").read_text().splitlines()
              if line.strip()]  # fmt: skip
     header = ("age,workclass,fnlwgt,education,education_num,marital_status,occupation,"
@@ -140,6 +141,31 @@ def write_tables(folder: Path) -> None:
     values = [10 + 0.01 * t + 3 * math.sin(2 * math.pi * t / 12) + 0.3 * float(noise[t])
               for t in range(600)]  # fmt: skip
     (folder / "series.csv").write_text("value\n" + "\n".join(f"{v:.4f}" for v in values) + "\n")
+    flips = (torch.rand(len(rows), generator=generator) < 0.25).tolist()  # label noise
+    other = {">50K": "<=50K", "<=50K": ">50K"}
+    noisy = []
+    for row, flip in zip(rows, flips, strict=True):
+        features, income = row.rsplit(",", 1)
+        noisy.append(f"{features},{other[income] if flip else income}")
+    (folder / "adult_noisy.csv").write_text("\n".join([header, *noisy]) + "\n")
+    write_texts(folder, generator)
+
+
+def write_texts(folder: Path, generator: torch.Generator) -> None:
+    """The UCI sentiment sentences as a user's TSV (text, label), and a copy with 25% of the
+    labels flipped."""
+    sentences = []
+    for name in ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"):
+        path = DATA_DIR / "text/sentiment_labelled_sentences" / name
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            text, _, label = line.rpartition("\t")
+            if text.strip() and label.strip() in ("0", "1"):
+                sentences.append((text.replace("\t", " ").strip(), label.strip() == "1"))
+    flip = (torch.rand(len(sentences), generator=generator) < 0.25).tolist()
+    for file, flips in (("sentiment.tsv", [False] * len(sentences)), ("sentiment_noisy.tsv", flip)):
+        lines = [f"{text}\t{'positive' if positive != flipped else 'negative'}"
+                 for (text, positive), flipped in zip(sentences, flips, strict=True)]  # fmt: skip
+        (folder / file).write_text("\n".join(["text\tlabel", *lines]) + "\n")
 
 
 def _placeholders(text: str, tables: str) -> str:
@@ -154,8 +180,8 @@ def train_cli(
     with tempfile.TemporaryDirectory() as folder:
         settings = [*(_placeholders(item, tables) for item in fault.overrides), *extra,
                     *sabotage.CLI_COMMON, f"run.dir={folder}", f"data.data_dir={DATA_DIR}"]  # fmt: skip
-        if target and (Path(target).is_dir() or target.endswith(".csv")):  # as `fathom train`
-            kind = "folder" if Path(target).is_dir() else "csv"
+        if target and (Path(target).is_dir() or target.endswith((".csv", ".tsv"))):  # as the CLI
+            kind = "folder" if Path(target).is_dir() else table_dataset(target, settings)["name"]
             settings = [*settings, f"data.name={kind}", f"data.path={target}"]
             target = None
         try:

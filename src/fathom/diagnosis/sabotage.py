@@ -236,9 +236,11 @@ CLI_FAULTS: list[CliFault] = [
 ]  # fmt: skip
 """Small enough for the tests (seconds each on digits); ``CLI_BENCH_FAULTS`` are the larger ones
 that only ``bench/sabotage.py`` runs (other models and data; ``DATA`` is replaced by the folder of
-the shared datasets)."""
+the shared datasets). Label-noise rows are not repairable by a setting: their test labels carry
+the same noise, so no rerun can show the accuracy coming back."""
 
 _RESNET = ["data.limit=6000", "train.epochs=2", "train.precision=fp32", "train.ema_decay=null"]
+_TEXTS = ["recipe=sentiment", "data.text_column=text", "data.target=label", "train.epochs=2"]
 CLI_BENCH_FAULTS: list[CliFault] = [
     CliFault("mnist_tiny_folder_healthy", "image folder (mnist_tiny), CNN", "DATA/mnist_tiny",
              ["train.epochs=5"], None),
@@ -260,6 +262,12 @@ CLI_BENCH_FAULTS: list[CliFault] = [
              reference="adult_healthy"),
     CliFault("sentiment_healthy", "sentiment recipe, 2 epochs", "sentiment", ["train.epochs=2"],
              None),
+    CliFault("adult_noisy_labels", "Adult CSV, 25% of the incomes flipped", "TABLES/adult_noisy.csv",
+             ["data.target=income", "train.epochs=3"], "label_noise", "mlp", repairable=False),
+    CliFault("texts_healthy", "your texts: the UCI sentences as a TSV, sentiment recipe, 2 epochs",
+             "TABLES/sentiment.tsv", _TEXTS, None),
+    CliFault("texts_noisy_labels", "the same TSV, 25% of the labels flipped",
+             "TABLES/sentiment_noisy.tsv", _TEXTS, "label_noise", repairable=False),
     CliFault("sentiment_lstm_healthy", "LSTM on sentiment, AdamW lr 1e-3, 4 epochs", "sentiment",
              ["train.epochs=4"], None, "lstm"),
     CliFault("sentiment_lstm_sgd_lr5", "LSTM on sentiment, SGD lr 5", "sentiment",
