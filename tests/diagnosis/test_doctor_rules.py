@@ -122,3 +122,6 @@ def test_label_noise_names_the_examples_as_the_user_finds_them():
     files = [{**item, "file": f"img/{item['row']}.png"} for item in record["top"]]
     found = diagnose_records([*diagnostics, {**noisy, "top": files}], metrics)
     assert "highest-loss files: img/9.png, " in found[0].evidence
+    names = [{**item, "row": -1} if item["row"] == 9 else item for item in record["top"]]
+    found = diagnose_records([*diagnostics, {**noisy, "top": names, "source": "t.csv"}], metrics)
+    assert "lines of t.csv: a class name (data.class_name_examples), " in found[0].evidence

@@ -173,8 +173,13 @@ def highest_loss(examples: dict[str, Any]) -> str:
     if top and all("row" in item for item in top):
         source = examples.get("source")
         where = f"lines of {source}" if source else "rows of the dataset"
-        return f"highest-loss {where}: " + ", ".join(str(item["row"]) for item in top)
+        return f"highest-loss {where}: " + ", ".join(map(_row_name, top))
     return "highest-loss training rows: " + ", ".join(str(item["index"]) for item in top)
+
+
+def _row_name(item: dict[str, Any]) -> str:
+    """A source row's number; the class names that ``data.class_name_examples`` adds have -1."""
+    return str(item["row"]) if item["row"] >= 0 else "a class name (data.class_name_examples)"
 
 
 @torch.no_grad()
