@@ -88,3 +88,28 @@ def test_attacks_agree_with_torchattacks(method: str) -> None:
     assert torch.allclose(
         attack(model, pixels, labels, ours, NO_NORMALIZATION), expected, atol=1e-5
     )
+
+
+def test_fast_fgsm_training_takes_its_gradient_at_the_unclamped_start() -> None:
+    """Wong et al.'s fast FGSM: the gradient at the uniform start as drawn (below 0 on a black
+    background), the example still inside the ball and [0, 1]; an attack clamps its start."""
+    from fathom.tasks.adversarial import AdversarialClassification
+
+    seen: list[torch.Tensor] = []
+
+    class Recorder(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.detach().clone())
+            return x.flatten(1)[:, :3] * 1.0 + 0 * x.sum()
+
+    task = AdversarialClassification(3, method="fgsm", eps=0.3)
+    assert task.spec.clamp_start is False and AttackSpec().clamp_start is True
+    black = torch.zeros(64, 1, 2, 2)
+    labels = torch.zeros(64, dtype=torch.long)
+    torch.manual_seed(0)
+    adversarial = attack(Recorder(), black, labels, task.spec, PixelSpace(None, 4))
+    assert seen[0].min() < -0.1  # the start as drawn, outside the image range
+    assert adversarial.min() >= 0 and adversarial.max() <= 0.3 + 1e-6
+    seen.clear()
+    attack(Recorder(), black, labels, AttackSpec("pgd", 0.3, steps=1), PixelSpace(None, 4))
+    assert seen[0].min() >= 0

@@ -47,7 +47,9 @@ class PixelSpace:
 class AttackSpec:
     """What to attack with: ``method`` fgsm or pgd, ``norm`` linf or l2, ``eps`` in pixel units,
     ``steps`` and ``step_size`` (default 2.5 ε / steps), ``restarts`` (random starts; the worst
-    case per example is kept), ``targeted`` (push towards ``target`` labels instead)."""
+    case per example is kept), ``targeted`` (push towards ``target`` labels instead).
+    ``clamp_start``: move the random start into the image range before the first gradient (an
+    attack's start is a valid image); fast FGSM training does not (below)."""
 
     method: str = "pgd"
     eps: float = 0.3
@@ -56,6 +58,7 @@ class AttackSpec:
     step_size: float | None = None
     restarts: int = 1
     random_start: bool = True
+    clamp_start: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in ("fgsm", "pgd"):
@@ -124,7 +127,8 @@ def _one_attack(
     delta = torch.zeros_like(pixels)
     if spec.random_start and spec.method == "pgd":
         delta = _random_start(pixels, spec.eps, spec.norm)
-    delta = (pixels + delta).clamp(0, 1) - pixels
+    if spec.clamp_start:
+        delta = (pixels + delta).clamp(0, 1) - pixels
     for _ in range(steps):
         gradient, _ = _loss_gradient(model, space, pixels + delta, labels, sign)
         delta = project(delta + _step(gradient, spec.alpha, spec.norm), spec.eps, spec.norm)
