@@ -49,7 +49,7 @@ class AttackSpec:
     ``steps`` and ``step_size`` (default 2.5 ε / steps), ``restarts`` (random starts; the worst
     case per example is kept), ``targeted`` (push towards ``target`` labels instead).
     ``clamp_start``: move the random start into the image range before the first gradient (an
-    attack's start is a valid image); fast FGSM training does not (below)."""
+    attack's start is a valid image); fast FGSM training does not (``fathom.tasks.adversarial``)."""
 
     method: str = "pgd"
     eps: float = 0.3
