@@ -43,6 +43,7 @@ from common import (  # noqa: E402
 )
 from fathom.api.inspection import run_planted_fault  # noqa: E402
 from fathom.cli.options import table_dataset  # noqa: E402
+from fathom.data.text import SENTIMENT_SOURCES, read_sentiment  # noqa: E402
 from fathom.diagnosis import sabotage  # noqa: E402
 from fathom.diagnosis.doctor import read_diagnosis  # noqa: E402
 from fathom.errors import FathomError, TrainingDiverged  # noqa: E402
@@ -154,13 +155,10 @@ def write_tables(folder: Path) -> None:
 def write_texts(folder: Path, generator: torch.Generator) -> None:
     """The UCI sentiment sentences as a user's TSV (text, label), and a copy with 25% of the
     labels flipped."""
-    sentences = []
-    for name in ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"):
-        path = DATA_DIR / "text/sentiment_labelled_sentences" / name
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            text, _, label = line.rpartition("\t")
-            if text.strip() and label.strip() in ("0", "1"):
-                sentences.append((text.replace("\t", " ").strip(), label.strip() == "1"))
+    texts, labels = read_sentiment(DATA_DIR, list(SENTIMENT_SOURCES))
+    sentences = [
+        (text.replace("\t", " "), label == 1) for text, label in zip(texts, labels, strict=True)
+    ]
     flip = (torch.rand(len(sentences), generator=generator) < 0.25).tolist()
     for file, flips in (("sentiment.tsv", [False] * len(sentences)), ("sentiment_noisy.tsv", flip)):
         lines = [f"{text}\t{'positive' if positive != flipped else 'negative'}"
