@@ -104,14 +104,13 @@ def copies_of_training_rows(
     # texts are token ids padded with 0 to each split's longest: compare at one width
     splits = {name: _padded(rows, width) for name, rows in splits.items()}
     train_rows = splits.pop("train")
-    train_keys = row_keys(train_rows) if train_rows is not None else None
-    found: dict[str, list[int] | None] = {}
-    for name, rows in splits.items():
-        if rows is None or train_rows is None or train_keys is None:
-            found[name] = None
-        else:
-            found[name] = _copies(rows, row_keys(rows), train_rows, train_keys)
-    return found
+    if train_rows is None:
+        return dict.fromkeys(splits)
+    train_keys = row_keys(train_rows)
+    return {
+        name: None if rows is None else _copies(rows, row_keys(rows), train_rows, train_keys)
+        for name, rows in splits.items()
+    }
 
 
 def _padded(rows: torch.Tensor | None, width: int) -> torch.Tensor | None:
