@@ -4,10 +4,13 @@ standard model (recipe mnist-fast), both attacked with PGD at ε = 0.3.
 The issue's goal: >= 88% under PGD-50 with 10 restarts at ε = 0.3 and >= 98.5% clean, trained
 in <= 30 minutes on 2 CPU cores. PGD-50 x 10 costs 500 forward/backward passes per test image
 (five times the whole training on the full test set), so ``--attack-limit`` attacks the first
-N test images; ``--epochs`` and ``--limit`` shrink training for a loaded machine. The record
-says what was run, the CPU time, the wall time and the load.
+N test images; ``--epochs`` and ``--limit`` shrink training for a loaded machine. PGD runs at
+each ``--step-sizes`` value: ``default`` is Fathom's 2.5 ε / steps (0.015 for PGD-50), 0.01 is
+the step of Madry et al.'s MNIST challenge and of Wong et al.'s evaluation. The record says what
+was run, the CPU time, the wall time and the load.
 
     python bench/robustness.py                            # the goal's setting (quiet machine)
+    python bench/robustness.py --seed 1 --attack-limit 1000 --no-standard   # another seed
     python bench/robustness.py --epochs 2 --attack-limit 500 --restarts 2   # reduced
     python bench/robustness.py --quick                    # a smoke test (seconds)
 """
@@ -60,18 +63,21 @@ def reuse(path: Path) -> tuple[fathom.Run, dict[str, Any]]:
 
 
 def attacked(run: fathom.Run, args: argparse.Namespace) -> dict[str, Any]:
-    torch.manual_seed(args.seed)
-    pgd = AttackSpec("pgd", args.eps, steps=args.steps, restarts=args.restarts)  # step 2.5 ε/steps
-    fgsm = AttackSpec("fgsm", args.eps)
     clean = (run.summary.get("test") or {}).get("accuracy")
     if clean is None:  # a stopped run was never scored: the whole test set, unattacked
         clean = robust_accuracy(run, AttackSpec("fgsm", 0.0), "test", None)
     started = time.perf_counter()
+    torch.manual_seed(args.seed)
     result = {
         "clean_accuracy": clean,
-        "fgsm_accuracy": robust_accuracy(run, fgsm, "test", args.attack_limit),
-        "pgd_accuracy": robust_accuracy(run, pgd, "test", args.attack_limit),
-    }
+        "fgsm_accuracy": robust_accuracy(run, AttackSpec("fgsm", args.eps), "test", args.attack_limit),
+    }  # fmt: skip
+    for step in args.step_sizes:
+        size = None if step == "default" else float(step)
+        pgd = AttackSpec("pgd", args.eps, steps=args.steps, step_size=size, restarts=args.restarts)
+        torch.manual_seed(args.seed)  # each step size from the same random starts
+        key = "pgd_accuracy" if step == "default" else f"pgd_accuracy_step_{step}"
+        result[key] = robust_accuracy(run, pgd, "test", args.attack_limit)
     result["attack_wall_seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -79,13 +85,20 @@ def attacked(run: fathom.Run, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser, "robustness.json")
-    parser.add_argument("--epochs", type=int, default=8, help="mnist-robust epochs")
+    parser.add_argument("--epochs", type=int, help="mnist-robust epochs (default: the recipe's)")
     parser.add_argument("--limit", type=int, help="training images (default all 60,000)")
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--attack-limit", type=int, default=10000, help="test images attacked")
+    parser.add_argument(
+        "--step-sizes",
+        nargs="+",
+        default=["default", "0.01"],
+        help="PGD step sizes: 'default' (2.5 eps / steps) or a number",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-standard", action="store_true", help="skip the standard model")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for mnist-robust")
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/fathom-bench-robustness"))
     parser.add_argument("--quick", action="store_true", help="a smoke test on 600 images")
@@ -102,22 +115,24 @@ def main() -> None:
     if args.robust_run is not None:
         robust, robust_time = reuse(args.robust_run)
     else:
-        robust, robust_time = train(
-            "mnist-robust", [*shared, f"train.epochs={args.epochs}", *args.set], args.run_dir
-        )
-    standard, standard_time = train("mnist-fast", shared, args.run_dir)
-    rows = {
-        "mnist-robust": {**attacked(robust, args), **robust_time, "epochs": args.epochs},
-        "mnist-fast (standard)": {**attacked(standard, args), **standard_time},
-    }
+        epochs = [f"train.epochs={args.epochs}"] if args.epochs else []
+        robust, robust_time = train("mnist-robust", [*shared, *epochs, *args.set], args.run_dir)
+    rows = {"mnist-robust": {**attacked(robust, args), **robust_time,
+                             "epochs": robust.config.train.epochs}}  # fmt: skip
+    if not args.no_standard:
+        standard, standard_time = train("mnist-fast", shared, args.run_dir)
+        rows["mnist-fast (standard)"] = {**attacked(standard, args), **standard_time}
     for name, row in rows.items():
-        print(f"{name:24s} clean {row['clean_accuracy']:.4f}  FGSM {row['fgsm_accuracy']:.4f}  "
-              f"PGD-{args.steps}x{args.restarts} {row['pgd_accuracy']:.4f}  "
-              f"train {row['train_wall_seconds']}s wall / {row['train_cpu_seconds']}s CPU")  # fmt: skip
+        pgd = "  ".join(f"{key} {value:.4f}" for key, value in row.items() if key.startswith("pgd"))
+        print(
+            f"{name:24s} clean {row['clean_accuracy']:.4f}  FGSM {row['fgsm_accuracy']:.4f}  "
+            f"{pgd}  train {row['train_wall_seconds']}s wall / {row['train_cpu_seconds']}s CPU"
+        )
     write_record(args.output, {
         "machine": machine, "seed": args.seed, "eps": args.eps, "attack": {
             "pgd_steps": args.steps, "pgd_step_size": 2.5 * args.eps / args.steps, "restarts": args.restarts,
-            "test_images_attacked": args.attack_limit},
+            "step_sizes": args.step_sizes, "test_images_attacked": args.attack_limit},
+        "overrides": args.set,
         "training_images": args.limit or 60000, "rows": rows,
         "goal": ">= 0.88 PGD-50x10 at eps 0.3, >= 0.985 clean, <= 30 min training on 2 cores",
     })  # fmt: skip

@@ -19,6 +19,7 @@ def test_robustness_quick(shared_datasets, tmp_path):
     record = run_bench("robustness.py", tmp_path / "r.json", "--run-dir", str(tmp_path / "runs"))
     for row in record["rows"].values():
         assert 0 <= row["pgd_accuracy"] <= 1 and row["train_cpu_seconds"] > 0
+        assert 0 <= row["pgd_accuracy_step_0.01"] <= 1  # Madry's and Wong's step beside 2.5 ε / 50
 
 
 def test_fairness_quick(shared_datasets, tmp_path):

@@ -76,6 +76,21 @@ def test_cnn_kernel_sizes_and_non_square_images(kernel_size: int) -> None:
     assert model(torch.randn(2, 1, 28, 20)).shape == (2, 10)
 
 
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])
+def test_cnn_strided_downsampling_halves_the_map_without_pooling(kernel_size: int) -> None:
+    model = cnn(channels=[16, 32], hidden=100, kernel_size=kernel_size, downsample="stride")
+    convolutions = layers(model, nn.Conv2d)
+    assert not layers(model, nn.MaxPool2d)
+    assert [convolution.stride for convolution in convolutions] == [(2, 2), (2, 2)]
+    assert model.head[0].in_features == 32 * 7 * 7  # 28 -> 14 -> 7, as with pooling
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cnn_downsample_is_checked() -> None:
+    with pytest.raises(ConfigError, match="model.downsample must be pool or stride"):
+        cnn(downsample="avg")
+
+
 def test_cnn_batch_norm_and_dropout() -> None:
     plain = cnn(batch_norm=False, dropout=0.25)
     assert not layers(plain, nn.BatchNorm2d)

@@ -4,6 +4,8 @@ Each block is conv → max-pool → (batch norm) → activation. Pooling before 
 activation (as airbench does) computes nearly the same function as pooling after them, since
 max-pooling commutes with a per-channel increasing map, at a quarter of their cost. A block pools only while the feature map
 stays at least 2x2, so 8x8 digits, 28x28 MNIST and 32x32 CIFAR all fit the default.
+``downsample="stride"`` halves the map with the convolution's own stride instead of pooling
+(Wong et al.'s MNIST network: 4x4 kernels, stride 2, no pooling).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from fathom.errors import ConfigError
 from fathom.models.mlp import check_dropout, make_activation
 from fathom.nn.classifier import ClassifierModel
 from fathom.options import KernelSize, Probability, Size, SizeOrZero, Widths
+
+DOWNSAMPLING = ("pool", "stride")
 
 
 class CNN(ClassifierModel):
@@ -32,8 +36,11 @@ class CNN(ClassifierModel):
         dropout: float = 0.0,
         batch_norm: bool = True,
         activation: str = "relu",
+        downsample: str = "pool",
     ) -> None:
         check_dropout(dropout)
+        if downsample not in DOWNSAMPLING:
+            raise ConfigError(f"model.downsample must be pool or stride, got '{downsample}'")
         height, width = _pair(image_size)
         if kernel_size < 1 or min(in_channels, num_classes, *channels) < 1 or hidden < 0:
             raise ConfigError(
@@ -44,7 +51,7 @@ class CNN(ClassifierModel):
         previous = in_channels
         for count in channels:
             block, height, width = _conv_block(
-                previous, count, kernel_size, (height, width), batch_norm, activation
+                previous, count, kernel_size, (height, width), batch_norm, activation, downsample
             )
             blocks.append(block)
             previous = count
@@ -69,16 +76,20 @@ def _conv_block(
     size: tuple[int, int],
     batch_norm: bool,
     activation: str,
+    downsample: str = "pool",
 ) -> tuple[nn.Sequential, int, int]:
-    """conv → max-pool (while the map stays ≥ 2x2) → (batch norm) → activation, and the new size."""
+    """conv → max-pool (while the map stays ≥ 2x2) → (batch norm) → activation, and the new size.
+
+    With ``downsample="stride"`` the conv itself halves the map (stride 2, padding (k-1)//2, so
+    28 → 14 → 7 for kernels 3 and 4) while the map is at least 4 pixels, instead of pooling."""
+    strided = downsample == "stride" and min(size) >= 4
+    stride, padding = (2, (kernel_size - 1) // 2) if strided else (1, kernel_size // 2)
     layers: list[nn.Module] = [
-        nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm
-        )
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=not batch_norm)
     ]
-    # A padded odd kernel keeps the size; an even one adds a pixel.
-    height, width = (side + 1 - kernel_size % 2 for side in size)
-    if min(height, width) >= 4:
+    # A padded odd kernel keeps the size; an even one adds a pixel. Strided: halved.
+    height, width = ((side + 2 * padding - kernel_size) // stride + 1 for side in size)
+    if downsample == "pool" and min(height, width) >= 4:
         layers.append(nn.MaxPool2d(2))
         height, width = height // 2, width // 2
     if batch_norm:
@@ -106,8 +117,11 @@ def cnn(
     dropout: Probability = 0.0,
     batch_norm: bool = True,
     activation: str = "relu",
+    downsample: str = "pool",
 ) -> CNN:
-    """A LeNet-style CNN; ``channels`` gives one conv block per entry, ``hidden=0`` drops the hidden layer."""
+    """A LeNet-style CNN; ``channels`` gives one conv block per entry, ``hidden=0`` drops the
+    hidden layer, ``downsample`` is ``pool`` (max-pool after each conv) or ``stride`` (stride-2
+    convs)."""
     return CNN(
         in_channels,
         num_classes,
@@ -118,4 +132,5 @@ def cnn(
         dropout,
         batch_norm,
         activation,
+        downsample,
     )
