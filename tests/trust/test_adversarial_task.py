@@ -75,5 +75,5 @@ def test_a_ramp_at_zero_trains_on_the_clean_batch() -> None:
     assert torch.allclose(loss, F.cross_entropy(model(batch[0]), batch[1]))
     task.ramp = 1.0
     assert task.training_loss("train", model, batch)[0] > loss  # the attack raises the loss
-    with pytest.raises(ConfigError, match="task.eps_warmup_epochs must be >= 0"):
+    with pytest.raises(ConfigError, match="task.eps_warmup_epochs must be in"):
         AdversarialClassification(10, eps_warmup_epochs=-1.0)

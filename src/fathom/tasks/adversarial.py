@@ -57,7 +57,9 @@ class AdversarialClassification(Classification):
     ) -> None:
         super().__init__(num_classes, label_smoothing, tta)
         if not 0.0 <= eps_warmup_epochs <= 1e6:
-            raise ConfigError(f"task.eps_warmup_epochs must be >= 0, got {eps_warmup_epochs}")
+            raise ConfigError(
+                f"task.eps_warmup_epochs must be in [0, 1e6], got {eps_warmup_epochs}"
+            )
         self.eps_warmup_epochs = float(eps_warmup_epochs)
         self.ramp = 1.0  # the share of ε in force; EpsilonRamp sets it before each batch
         if method not in METHODS:
