@@ -1,4 +1,4 @@
-"""Adversarially trained MNIST (recipe mnist-robust, fast FGSM training at ε = 0.3) beside a
+"""Adversarially trained MNIST (recipe mnist-robust, PGD-10 training at ε = 0.3) beside a
 standard model (recipe mnist-fast), both attacked with PGD at ε = 0.3.
 
 The issue's goal: >= 88% under PGD-50 with 10 restarts at ε = 0.3 and >= 98.5% clean, trained
