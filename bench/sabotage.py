@@ -17,6 +17,8 @@ the doctor printed; "remedy_recovered" compares the rerun with the healthy row's
     python bench/sabotage.py --quick --only lr_too_high cnn_lr_low   # some rows of either table
     python bench/sabotage.py --cli-only --cli-seeds 0 1 2 --only cnn_healthy cnn_lr_low
         # rows (with their healthy references) as means over seeds
+    python bench/sabotage.py --cli-only --cli-seeds 0 1 2 --only texts_noisy_labels \
+        --extra train.label_smoothing=0.1   # rows with overrides of your own (a candidate remedy)
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def main() -> None:
         nargs="+",
         help="seeds for the CLI table (means per row); default: the configs' own",
     )
+    parser.add_argument(
+        "--extra", nargs="+", default=[], help="overrides added to every CLI run (and its rerun)"
+    )
     args = parser.parse_args()
     machine = start_run(1)
     seeds = [0] if args.quick else args.seeds
@@ -82,11 +87,12 @@ def main() -> None:
     faults = [fault for fault in faults if not args.only or fault.name in args.only]
     with tempfile.TemporaryDirectory() as tables:
         write_tables(Path(tables))
-        cli_rows = cli_table(faults, tables, args.cli_seeds)
+        cli_rows = cli_table(faults, tables, args.cli_seeds, args.extra)
     if args.cli_only:
         default = args.output.name == "sabotage.json"
         write_record(args.output.with_name("sabotage_cli.json") if default else args.output, {
             "benchmark": "sabotage_cli", "machine": machine, "cli_seeds": args.cli_seeds,
+            "extra_overrides": args.extra,
             "rows": cli_rows,
             "load_average_end": load_average(),
         })  # fmt: skip
@@ -204,24 +210,31 @@ def _score(test: dict[str, Any]) -> tuple[str, float] | tuple[None, None]:
 
 
 def cli_table(
-    faults: list[sabotage.CliFault], tables: str, seeds: list[int] | None = None
+    faults: list[sabotage.CliFault],
+    tables: str,
+    seeds: list[int] | None = None,
+    extra: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for fault in sorted(faults, key=lambda fault: fault.expected is not None):  # healthy first
         reference = rows.get(fault.reference or "", {})
-        rows[fault.name] = cli_row(fault, tables, reference, seeds)
+        rows[fault.name] = cli_row(fault, tables, reference, seeds, extra or [])
     return [rows[fault.name] for fault in faults]
 
 
 def cli_row(
-    fault: sabotage.CliFault, tables: str, healthy: dict[str, Any], seeds: list[int] | None = None
+    fault: sabotage.CliFault,
+    tables: str,
+    healthy: dict[str, Any],
+    seeds: list[int] | None = None,
+    extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """One CLI row; ``healthy``: the row of the healthy run the repaired one must come within
     5 points of (an accuracy-like score, higher is better). With ``seeds``, every seed's run
     (and its own printed remedy's rerun) is made and the row holds their means: one 2-epoch run
     moves by a point or two from seed to seed, as much as the 5-point bar's margin."""
     started = time.perf_counter()
-    runs = [cli_runs(fault, tables, seed) for seed in (seeds or [None])]
+    runs = [cli_runs(fault, tables, seed, extra or []) for seed in (seeds or [None])]
     keys = [key for run in runs for key in run["keys"]]
     metric = runs[0]["metric"]
     row = {"fault": fault.name, "planted": fault.description, "expected": fault.expected,
@@ -250,10 +263,12 @@ def cli_row(
     return row
 
 
-def cli_runs(fault: sabotage.CliFault, tables: str, seed: int | None) -> dict[str, Any]:
+def cli_runs(
+    fault: sabotage.CliFault, tables: str, seed: int | None, extra: list[str]
+) -> dict[str, Any]:
     """One seed of a CLI row: the planted run's verdict and score, then the rerun with the
     remedy the doctor printed for it (where the fault is repairable)."""
-    seeded = [] if seed is None else [f"train.seed={seed}"]
+    seeded = [*extra, *([] if seed is None else [f"train.seed={seed}"])]
     keys, remedy, test = train_cli(fault, seeded, tables)
     metric, score = _score(test)
     run: dict[str, Any] = {"keys": keys, "metric": metric, "score": score, "remedy": remedy}

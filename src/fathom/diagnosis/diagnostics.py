@@ -306,19 +306,19 @@ class Diagnostics(Callback):
         self._write({"kind": "data", "step": 0, **record})
 
     def _write_examples(self, trainer: Trainer) -> None:
-        """Per-example losses on the first training rows (up to 512) the budget covers."""
+        """Per-example losses on the training rows, and label agreement on the validation rows,
+        that the budget covers (``datachecks.label_checks``)."""
         if self.bundle is None or not getattr(trainer.task, "is_classifier", False):
             return
         steps = max(1, trainer.state.step - self._first_step)
         batch = max(1, getattr(trainer.train_loader, "batch_size", 64) or 64)
         per_row = self.trained_seconds() / (3 * steps * batch)
-        rows = int(min(datachecks.EXAMPLE_SAMPLE, self.fit_end_allowance() / max(per_row, 1e-9)))
-        if rows < datachecks.EXAMPLE_MINIMUM:
-            return
-        losses = datachecks.example_losses(trainer.model, self.bundle.train, trainer.device, rows)
-        if losses is not None:
-            losses["source"] = str(self.bundle.info.extra.get("path") or "")  # a CSV's rows: lines
-            self._write({"kind": "examples", "step": trainer.state.step, **losses})
+        allowance = self.fit_end_allowance()
+        record = datachecks.label_checks(
+            trainer.model, self.bundle, trainer.device, allowance, per_row
+        )
+        if record is not None:
+            self._write({"kind": "examples", "step": trainer.state.step, **record})
 
     def _locate_nonfinite(self, trainer: Trainer, error: Exception) -> None:
         record: dict[str, Any] = {"kind": "nonfinite", "step": trainer.state.step}
