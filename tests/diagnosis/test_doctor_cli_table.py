@@ -208,6 +208,10 @@ def test_label_noise_is_read_from_the_validation_rows_the_model_is_surest_of():
     improving = [{"kind": "val", "loss": loss} for loss in (0.688, 0.681, 0.667, 0.667)]
     assert keys([run_record(), data, held_out(0.25, 0.74)], improving) == []
     assert keys([run_record(), data, held_out(0.25, 0.74)], settled[:1]) == []
+    withheld = diagnose_records([run_record(), data, held_out(0.25, 0.74)], improving, True)
+    assert any(note.startswith("label noise on validation rows") for note in withheld.not_checked)
+    clean = diagnose_records([run_record(), data, held_out(0.1, 0.74)], improving, True)
+    assert not any("label noise" in note for note in clean.not_checked)  # nothing withheld
     # ... unless it is already sure of that quarter (the noisy TSV with label smoothing: 89%)
     assert keys([run_record(), data, held_out(0.19, 0.89)], improving) == ["label_noise"]
     # Training rows confidently wrong count only beyond what validation rows show: labels

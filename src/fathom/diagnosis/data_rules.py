@@ -122,6 +122,21 @@ def _noise_in_held_out_labels(held_out: dict[str, Any], settled: bool) -> str | 
     )
 
 
+def label_noise_withheld(facts: Facts) -> str | None:
+    """Why the validation rows' verdict on the labels was withheld where it would have been
+    "label noise": the model was still improving on them and not yet sure of them."""
+    held_out = (facts.examples or {}).get("held_out") or {}
+    if not held_out or _settled(facts.series(facts.val, "loss")):
+        return None
+    if _noise_in_held_out_labels(held_out, False) or not _noise_in_held_out_labels(held_out, True):
+        return None
+    return (
+        "label noise on validation rows: their labels disagree with the model's surest "
+        "predictions, but its validation loss was still falling, so it is no judge of them yet "
+        "(train longer)"
+    )
+
+
 def _noise_in_training_labels(examples: dict[str, Any], held_out: dict[str, Any]) -> str | None:
     """Training rows predicted confidently as another class, more often than validation rows
     are: where held-out rows are as often confidently wrong, the errors are the model's own."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fathom.diagnosis import remedies, rules
+from fathom.diagnosis import data_rules, remedies, rules
 
 if TYPE_CHECKING:
     from fathom.data.bundle import DataBundle
@@ -186,7 +186,8 @@ def not_checked(facts: Facts) -> list[str]:
         notes.append("underfitting: too few training losses to tell a plateau from a short run")
     if facts.run and not facts.samples:
         notes.append("layer statistics: the run was too short to sample within the time budget")
-    return notes
+    withheld = data_rules.label_noise_withheld(facts)
+    return [*notes, withheld] if withheld else notes
 
 
 def format_diagnoses(diagnoses: list[Diagnosis]) -> str:
