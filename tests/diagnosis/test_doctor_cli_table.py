@@ -328,3 +328,5 @@ def test_label_checks_share_the_allowance_between_training_and_validation_rows()
     no_validation = fathom.data.load("digits", seed=0, val_fraction=0.0)
     alone = label_checks(model, no_validation, cpu, 150e-3, 1e-3)
     assert alone["count"] == 150 and alone["held_out"] is None
+    sharded = label_checks(model, digits, cpu, float("inf"), 1e-6, validation=False)
+    assert sharded["count"] == 512 and sharded["held_out"] is None  # FSDP: one call per rank

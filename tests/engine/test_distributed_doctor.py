@@ -27,3 +27,5 @@ def test_an_fsdp_run_with_diagnostics_samples_the_same_fixed_steps_on_every_rank
     for sample in samples:  # the sharded gradients and weights were gathered whole
         layers = sample["layers"].values()
         assert layers and all(layer.get("grad_norm") for layer in layers if "update_ratio" in layer)
+    examples = [json.loads(line) for line in lines if '"kind": "examples"' in line]
+    assert all(record["held_out"] is None for record in examples)  # one forward call per rank

@@ -16,7 +16,8 @@ CONFIDENTLY_WRONG = 0.1
 # Label noise on held-out rows: the error among the model's surest quarter of validation rows.
 # Measured (3 seeds each, README "Diagnostics"): 25% of labels flipped gave 0.22-0.32 on the
 # sentiment TSV and 0.22-0.28 on Adult; clean data 0-0.06 (the Transformer), 0.09-0.13 (LSTMs
-# with AdamW or SGD lr 0.25), up to 0.17 for SGD LSTMs at lr 0.05-0.12 (still improving).
+# with AdamW or SGD lr 0.25), 0.12-0.16 (SGD lr 0.12); SGD at lr 0.05 0.17-0.35, still
+# improving (see SETTLED).
 SUREST_QUARTER_ERROR = 0.18
 SURE = 0.6  # below this even the surest quarter is unsure: underfitting, not the labels
 HELD_OUT_MINIMUM = 160  # a surest quarter of 40 rows

@@ -198,15 +198,21 @@ def held_out_agreement(
 
 
 def label_checks(
-    model: nn.Module, bundle: DataBundle, device: torch.device, seconds: float, per_row: float
+    model: nn.Module,
+    bundle: DataBundle,
+    device: torch.device,
+    seconds: float,
+    per_row: float,
+    validation: bool = True,
 ) -> dict[str, Any] | None:
     """Per-example losses on the first training rows, with ``held_out``: label agreement on the
-    first validation rows, within ``seconds``. Training rows first (up to 512; half of what the
-    estimated ``per_row`` cost allows where there are validation rows), then validation rows (up
-    to 1024) for the time left at the cost measured on the training rows. None under 64
-    training rows."""
+    first validation rows, within ``seconds``. Training rows first (up to 512, one forward call;
+    half of what the estimated ``per_row`` cost allows where there are validation rows), then
+    validation rows (up to 1024) for the time left at the cost measured on the training rows.
+    ``validation=False`` leaves them out (a sharded model's forward is a collective: every rank
+    must make the same calls, and the time left differs by rank). None under 64 training rows."""
     affordable = min(EXAMPLE_SAMPLE + HELD_OUT_SAMPLE, seconds / max(per_row, 1e-9))
-    val = bundle.val if isinstance(bundle.val, Split) and len(bundle.val) else None
+    val = bundle.val if isinstance(bundle.val, Split) and len(bundle.val) and validation else None
     share = affordable if val is None else max(EXAMPLE_MINIMUM, affordable / 2)
     rows = int(min(EXAMPLE_SAMPLE, share, affordable))
     started = time.perf_counter()

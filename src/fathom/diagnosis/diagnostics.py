@@ -313,9 +313,9 @@ class Diagnostics(Callback):
         steps = max(1, trainer.state.step - self._first_step)
         batch = max(1, getattr(trainer.train_loader, "batch_size", 64) or 64)
         per_row = self.trained_seconds() / (3 * steps * batch)
-        allowance = self.fit_end_allowance()
+        allowance, whole = self.fit_end_allowance(), not trainer.execution.shards_state
         record = datachecks.label_checks(
-            trainer.model, self.bundle, trainer.device, allowance, per_row
+            trainer.model, self.bundle, trainer.device, allowance, per_row, validation=whole
         )
         if record is not None:
             self._write({"kind": "examples", "step": trainer.state.step, **record})
