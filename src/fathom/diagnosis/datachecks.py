@@ -132,20 +132,25 @@ def _confidently_wrong(probabilities: torch.Tensor, targets: torch.Tensor) -> to
     return (predicted != targets) & (confidence > 0.6) & (confidence >= own[predicted])
 
 
-def _classified(split: Any, rows: int) -> bool:
-    return isinstance(split, Split) and not split.targets.is_floating_point() and rows > 0
+def _first_logits(
+    model: nn.Module, split: Any, device: torch.device, rows: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Logits and class targets of the first ``rows`` rows of a classification split; None for
+    anything else (regression targets, a lazy split, no rows, outputs that are not logits)."""
+    if not isinstance(split, Split) or split.targets.is_floating_point() or rows <= 0:
+        return None
+    logits = _logits(model, split.inputs[:rows], device)
+    return (logits, split.targets[:rows]) if logits.dim() == 2 else None
 
 
 def example_losses(
     model: nn.Module, split: Any, device: torch.device, rows: int = EXAMPLE_SAMPLE
 ) -> dict[str, Any] | None:
     """Per-example cross-entropy on the first ``rows`` training rows, in eval mode (label noise)."""
-    if not _classified(split, rows):
+    predicted_rows = _first_logits(model, split, device, rows)
+    if predicted_rows is None:
         return None
-    inputs, targets = split.inputs[:rows], split.targets[:rows]
-    logits = _logits(model, inputs, device)
-    if logits.dim() != 2:
-        return None
+    logits, targets = predicted_rows
     losses = F.cross_entropy(logits, targets, reduction="none")
     probabilities = logits.softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
@@ -179,12 +184,10 @@ def held_out_agreement(
     however well it memorised its training rows: with a fraction p of labels flipped, about p of
     even its surest predictions disagree with their labels, where a clean but weak model is
     wrong mostly where it is unsure."""
-    if not _classified(split, rows):
+    predicted_rows = _first_logits(model, split, device, rows)
+    if predicted_rows is None:
         return None
-    targets = split.targets[:rows]
-    logits = _logits(model, split.inputs[:rows], device)
-    if logits.dim() != 2:
-        return None
+    logits, targets = predicted_rows
     probabilities = logits.softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
     surest = confidence.argsort(descending=True)[: max(1, len(targets) // 4)]
@@ -221,8 +224,10 @@ def label_checks(
         return None
     spent = max(time.perf_counter() - started, 1e-9)
     record["source"] = str(bundle.info.extra.get("path") or "")  # a CSV's rows: its lines
-    held_out = min(HELD_OUT_SAMPLE, (seconds - spent) * record["count"] / spent) if val else 0
-    record["held_out"] = held_out_agreement(model, val, device, int(held_out)) if val else None
+    record["held_out"] = None
+    if val is not None:  # the time left, at the cost per row just measured
+        held_out = int(min(HELD_OUT_SAMPLE, (seconds - spent) * record["count"] / spent))
+        record["held_out"] = held_out_agreement(model, val, device, held_out)
     return record
 
 
