@@ -107,10 +107,12 @@ def test_distil_into_a_small_student(digits_run, capsys) -> None:
     teacher_weights = (digits_run / "model.safetensors").read_bytes()
     assert main(["compress", str(digits_run), "--distill-into", "cnn", "--student",
                  "channels=[4,8]", "--student", "hidden=16", "--distill-epochs", "1",
+                 "--distill-set", "data.augment={}", "--distill-set", "optim.lr=0.002",
                  "--max-accuracy-drop", "100", "--name", "student"]) == 0  # fmt: skip
-    capsys.readouterr()
+    assert "note" not in capsys.readouterr().out  # the digits teacher has no label smoothing
     student = load(digits_run.parent / "student")
     assert student.config.model.options()["channels"] == [4, 8]
+    assert student.config.optim.lr == 0.002 and not student.config.data.augment
     assert student.summary["task"] == "classification"
     assert (digits_run / "model.safetensors").read_bytes() == teacher_weights
 
@@ -136,6 +138,9 @@ def test_iterative_magnitude_pruning_reports_each_step(digits_run, capsys) -> No
         (["--prune", "0.5", "--prune-steps", "0"], "--prune-steps"),
         (["--quantize", "int4"], "unknown quantization"),
         (["--distill-into", "cnn", "--student", "channels"], "KEY=VALUE"),
+        (["--distill-into", "mlp", "--distill-set", "data.name=mnist"], "how the student trains"),
+        (["--distill-into", "mlp", "--distill-set", "train.epochs=3"], "--distill-epochs"),
+        (["--quantize", "int8", "--distill-set", "optim.lr=0.1"], "give --distill-into"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(digits_run, capsys, arguments, message):

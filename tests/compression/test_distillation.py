@@ -56,3 +56,15 @@ def test_distillation_without_a_teacher_is_one_clear_error(blobs) -> None:
         Distillation.for_data(blobs.info)
     with pytest.raises(ConfigError, match="temperature"):
         Distillation.for_data(blobs.info, teacher=nn.Linear(6, 3), temperature=0)
+
+
+def test_a_label_smoothed_teacher_gets_a_note() -> None:
+    from types import SimpleNamespace
+
+    from fathom.compression.stages import label_smoothing_note
+
+    def teacher(smoothing: float) -> SimpleNamespace:
+        return SimpleNamespace(config=validate_config({"train": {"label_smoothing": smoothing}}))
+
+    assert label_smoothing_note(teacher(0.0)) is None
+    assert "train.label_smoothing=0" in label_smoothing_note(teacher(0.1))

@@ -27,7 +27,8 @@ def compress(
     ``quantize="int8"``: ONNX Runtime int8 (static for CNNs, dynamic otherwise);
     ``distill_into``: a student model name. Other options are ``CompressionPlan`` fields:
     ``prune_scope``, ``prune_steps``, ``quantize_mode``, ``student_options``, ``temperature``, ``alpha``,
-    ``distill_epochs``, ``finetune_epochs``, ``qat_epochs`` (quantization-aware fine-tuning
+    ``distill_epochs``, ``distill_overrides`` (how the student trains: ``["data.augment={}"]``),
+    ``finetune_epochs``, ``qat_epochs`` (quantization-aware fine-tuning
     before int8), ``name``.
     """
     from fathom.errors import ConfigError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from fathom.cli.options import Command
@@ -24,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation T")
     parser.add_argument("--alpha", type=float, default=0.9, help="weight of the soft targets")
     parser.add_argument("--distill-epochs", type=int, help="default: the run's epochs")
+    parser.add_argument(
+        "--distill-set", action="append", default=[], metavar="KEY=VALUE",
+        help="how the student trains, e.g. --distill-set data.augment={} (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--finetune-epochs", type=int, default=1, help="after pruning")
     parser.add_argument(
         "--qat-epochs", type=int, default=0, help="quantization-aware fine-tuning before int8"
@@ -58,19 +63,20 @@ def run(args: argparse.Namespace) -> int:
         distill_into=args.distill_into, max_accuracy_drop=args.max_accuracy_drop,
         prune_scope=args.scope, prune_steps=args.prune_steps, quantize_mode=args.quantize_mode,
         student_options=student_options(args.student), temperature=args.temperature,
-        alpha=args.alpha, distill_epochs=args.distill_epochs,
+        alpha=args.alpha, distill_epochs=args.distill_epochs, distill_overrides=args.distill_set,
         finetune_epochs=args.finetune_epochs, qat_epochs=args.qat_epochs, name=args.name,
     )  # fmt: skip
     summary = result.summary.get("compressed_from")
     print(f"compressed {summary} -> {result.path}")
     print(describe(result.path))
+    for stage in json.loads((result.path / "compression.json").read_text())["stages"]:
+        if stage["details"].get("note"):
+            print(f"note ({stage['name']}): {stage['details']['note']}")
     return 0
 
 
 def describe(path: Path) -> str:
     """The before/after table as text."""
-    import json
-
     section = json.loads((path / "sections" / "compression.json").read_text())
     widths = [24, 14, 14, 10]
     lines = ["".join(h.ljust(w) for h, w in zip(section["headers"], widths, strict=True))]

@@ -41,6 +41,7 @@ class CompressionPlan:
     temperature: float = 4.0
     alpha: float = 0.9
     distill_epochs: int | None = None  # default: the run's epochs
+    distill_overrides: list[str] = field(default_factory=list)  # how the student trains
     finetune_epochs: int = 1
     qat_epochs: int = 0  # quantization-aware fine-tuning before int8 (0: post-training only)
     max_accuracy_drop: float = 0.5
@@ -51,6 +52,9 @@ class CompressionPlan:
             check_amount(self.prune)
         if self.quantize not in (None, "int8"):
             raise ConfigError(f"unknown quantization '{self.quantize}' (choose from int8)")
+        if self.distill_overrides and not self.distill_into:
+            raise ConfigError("--distill-set says how a student trains: give --distill-into too")
+        stages.check_student_overrides(self.distill_overrides)
         if self.qat_epochs and self.quantize is None:
             raise ConfigError("--qat-epochs trains for int8: give --quantize int8 too")
         if self.prune is None and self.quantize is None and self.distill_into is None:
@@ -104,10 +108,14 @@ def planned_steps(run: Run, plan: CompressionPlan) -> list[tuple[str, Any]]:
 
         def distil(model: nn.Module, config: FathomConfig) -> Any:
             student, student_config = stages.distill(
-                run, plan.distill_into, plan.student_options, epochs, plan.temperature, plan.alpha
-            )
+                run, plan.distill_into, plan.student_options, epochs, plan.temperature, plan.alpha,
+                plan.distill_overrides,
+            )  # fmt: skip
+            note = stages.label_smoothing_note(run)
             return student, student_config, {"student": plan.distill_into, "epochs": epochs,
-                                             "temperature": plan.temperature, "alpha": plan.alpha}  # fmt: skip
+                                             "temperature": plan.temperature, "alpha": plan.alpha,
+                                             "overrides": list(plan.distill_overrides),
+                                             **({"note": note} if note else {})}  # fmt: skip
 
         steps.append(("distill", distil))
     if plan.prune is not None:

@@ -98,6 +98,7 @@ def save_comparison(run_dir: Path, summary: dict[str, Any]) -> None:
         )
         + " "
         f"({'kept' if stage['kept'] else 'over the accuracy budget, dropped'})"
+        + (f" (note: {stage['details']['note']})" if stage["details"].get("note") else "")
         for stage in summary["stages"]
     )
     text = (

@@ -7,6 +7,7 @@ short and uses the run's own recipe (optimizer, schedule, augmentation) with few
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from fathom.compression.pruning import (
     sparsity,
 )
 from fathom.compression.qat import quantization_aware_finetune
-from fathom.config import FathomConfig, validate_config
+from fathom.config import FathomConfig, merge_layer, parse_overrides, validate_config
 from fathom.data.bundle import DataBundle, Split
 from fathom.errors import ConfigError
 from fathom.export.checks import reads_tokens
@@ -51,11 +52,47 @@ def train_model(
     return trainer.model.eval()
 
 
-def student_config(config: FathomConfig, name: str, options: dict[str, Any]) -> FathomConfig:
-    """The teacher's config with the model replaced by the student ``name`` with ``options``."""
-    raw = config.to_dict()
+STUDENT_TRAINING_KEYS = ("train.", "optim.", "schedule.", "data.augment", "data.batch_size")
+"""What ``--distill-set`` may change: how the student trains, not the teacher's data or model."""
+
+
+def student_config(
+    config: FathomConfig, name: str, options: dict[str, Any], overrides: Sequence[str] = ()
+) -> FathomConfig:
+    """The teacher's config with the model replaced by the student ``name`` with ``options``,
+    and ``overrides`` (``data.augment={}``, ``optim.lr=0.05``) applied to how the student trains."""
+    check_student_overrides(overrides)
+    raw = merge_layer(config.to_dict(), parse_overrides(list(overrides)))
     raw["model"] = {"name": name, **options}
     return validate_config(raw)
+
+
+def check_student_overrides(overrides: Sequence[str]) -> None:
+    """Only how the student trains may change: a ConfigError naming the first other key."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key == "train.epochs":
+            raise ConfigError("--distill-set train.epochs: give --distill-epochs instead")
+        if not key.startswith(STUDENT_TRAINING_KEYS):
+            allowed = "train.*, optim.*, schedule.*, data.augment, data.batch_size"
+            raise ConfigError(
+                f"--distill-set {key}: only how the student trains may change ({allowed}); "
+                "the student's model options go in --student"
+            )
+
+
+def label_smoothing_note(teacher: Run) -> str | None:
+    """Label-smoothed teachers pass on less (Müller et al., 2019): a 2x300 MLP distilled from the
+    MNIST recipe's CNN reached 98.95% from a teacher trained with label smoothing 0.1 and 99.27%
+    from one trained without (bench/results/compression-distillation-variants.json)."""
+    smoothing = teacher.config.train.label_smoothing
+    if not smoothing:
+        return None
+    return (
+        f"the teacher was trained with train.label_smoothing={smoothing:g}, which flattens the "
+        "soft targets a student learns from; for distillation retrain it with "
+        "train.label_smoothing=0"
+    )
 
 
 def distill(
@@ -65,11 +102,13 @@ def distill(
     epochs: int,
     temperature: float = 4.0,
     alpha: float = 0.9,
+    overrides: Sequence[str] = (),
 ) -> tuple[nn.Module, FathomConfig]:
     """Train a fresh ``student_name`` on the teacher's data from its soft targets and labels."""
     if not teacher.task.is_classifier:
         raise ConfigError(f"distillation needs a classification teacher, not {teacher.task.name}")
-    config = short_config(student_config(teacher.config, student_name, student_options), epochs)
+    chosen = student_config(teacher.config, student_name, student_options, overrides)
+    config = short_config(chosen, epochs)
     seed_everything(config.train.seed)
     student = build_model(config, teacher.info)
     frozen = copy.deepcopy(teacher.model).eval()
