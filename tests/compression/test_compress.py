@@ -140,6 +140,7 @@ def test_iterative_magnitude_pruning_reports_each_step(digits_run, capsys) -> No
         (["--distill-into", "cnn", "--student", "channels"], "KEY=VALUE"),
         (["--distill-into", "mlp", "--distill-set", "data.name=mnist"], "how the student trains"),
         (["--distill-into", "mlp", "--distill-set", "train.epochs=3"], "--distill-epochs"),
+        (["--distill-into", "mlp", "--distill-set", "data.augmented={}"], "how the student trains"),
         (["--quantize", "int8", "--distill-set", "optim.lr=0.1"], "give --distill-into"),
     ],
 )

@@ -113,7 +113,7 @@ def planned_steps(run: Run, plan: CompressionPlan) -> list[tuple[str, Any]]:
                 run, plan.distill_into, plan.student_options, epochs, plan.temperature, plan.alpha,
                 plan.distill_overrides,
             )  # fmt: skip
-            note = stages.label_smoothing_note(run)
+            note = stages.label_smoothing_note(run) if plan.alpha > 0 else None
             return student, student_config, {"student": plan.distill_into, "epochs": epochs,
                                              "temperature": plan.temperature, "alpha": plan.alpha,
                                              "overrides": list(plan.distill_overrides),

@@ -52,7 +52,8 @@ def train_model(
     return trainer.model.eval()
 
 
-STUDENT_TRAINING_KEYS = ("train.", "optim.", "schedule.", "data.augment", "data.batch_size")
+STUDENT_SECTIONS = ("train.", "optim.", "schedule.", "data.augment.")
+STUDENT_KEYS = ("data.augment", "data.batch_size")
 """What ``--distill-set`` may change: how the student trains, not the teacher's data or model."""
 
 
@@ -73,7 +74,7 @@ def check_student_overrides(overrides: Sequence[str]) -> None:
         key = item.partition("=")[0]
         if key == "train.epochs":
             raise ConfigError("--distill-set train.epochs: give --distill-epochs instead")
-        if not key.startswith(STUDENT_TRAINING_KEYS):
+        if key not in STUDENT_KEYS and not key.startswith(STUDENT_SECTIONS):
             allowed = "train.*, optim.*, schedule.*, data.augment, data.batch_size"
             raise ConfigError(
                 f"--distill-set {key}: only how the student trains may change ({allowed}); "
