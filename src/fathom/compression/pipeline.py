@@ -47,13 +47,15 @@ class CompressionPlan:
     max_accuracy_drop: float = 0.5
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.distill_overrides, str):  # one KEY=VALUE given in Python
+            self.distill_overrides = [self.distill_overrides]
+
     def check(self) -> None:
         if self.prune is not None:
             check_amount(self.prune)
         if self.quantize not in (None, "int8"):
             raise ConfigError(f"unknown quantization '{self.quantize}' (choose from int8)")
-        if isinstance(self.distill_overrides, str):  # one KEY=VALUE given in Python
-            self.distill_overrides = [self.distill_overrides]
         if self.distill_overrides and not self.distill_into:
             raise ConfigError("--distill-set says how a student trains: give --distill-into too")
         stages.check_student_overrides(self.distill_overrides)

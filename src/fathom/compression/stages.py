@@ -61,8 +61,8 @@ def student_config(
     config: FathomConfig, name: str, options: dict[str, Any], overrides: Sequence[str] = ()
 ) -> FathomConfig:
     """The teacher's config with the model replaced by the student ``name`` with ``options``,
-    and ``overrides`` (``data.augment={}``, ``optim.lr=0.05``) applied to how the student trains."""
-    check_student_overrides(overrides)
+    and ``overrides`` (``data.augment={}``, ``optim.lr=0.05``; checked by
+    ``check_student_overrides`` when the plan is) applied to how the student trains."""
     raw = merge_layer(config.to_dict(), parse_overrides(list(overrides)))
     raw["model"] = {"name": name, **options}
     return validate_config(raw)
