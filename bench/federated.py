@@ -74,6 +74,11 @@ def goal(args: argparse.Namespace) -> None:
     })  # fmt: skip
 
 
+def client_rate(args: argparse.Namespace) -> list[str]:
+    """The clients' SGD rate when --lr is given (else the federated default, 0.05)."""
+    return [f"optim.lr={args.lr}"] if args.lr else []
+
+
 def compare(args: argparse.Namespace) -> None:
     """FedAvg against FedProx (each --mu) at Dirichlet alpha = 0.1 for each --seed: one seed's
     rounds to 97% moves by several rounds (the split and the clients drawn change), so the
@@ -86,7 +91,7 @@ def compare(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
-            data = [*mnist_clients(args.limit), f"train.seed={seed}"]
+            data = [*mnist_clients(args.limit), *client_rate(args), f"train.seed={seed}"]
             for strategy, mu in strategies:
                 name = strategy if mu is None else f"{strategy}_mu{mu}"
                 settings = {**common, "strategy": strategy, **({"mu": mu} if mu else {})}
@@ -103,7 +108,7 @@ def compare(args: argparse.Namespace) -> None:
     write_record(args.output, {
         "bench": "federated-compare", "command": " ".join(sys.argv), "machine": machine_info(), "load_average_before": load_before,
         "load_average_after": load_average(), "seeds": args.seeds, "common": common,
-        "data": mnist_clients(args.limit), "summary": summary, "results": results,
+        "data": [*mnist_clients(args.limit), *client_rate(args)], "summary": summary, "results": results,
         "goal": "FedProx beats FedAvg in rounds to 97% at Dirichlet alpha = 0.1",
     })  # fmt: skip
 
@@ -120,6 +125,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mu", type=float, nargs="+", default=[0.01], help="FedProx's mu")
     parser.add_argument("--local-epochs", type=int, default=5, help="E (--compare)")
+    parser.add_argument("--lr", type=float, help="the clients' SGD rate (--compare; default 0.05)")
     parser.add_argument(
         "--stragglers",
         type=float,
