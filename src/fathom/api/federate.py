@@ -33,6 +33,7 @@ from fathom.runs.folder import (
     save_weights,
     update_run_json,
 )
+from fathom.runs.lock import training_lock
 
 CLIENT_DEFAULTS = ["optim.name=sgd", "optim.momentum=0", "optim.lr=0.05", "data.batch_size=10",
                    "schedule.name=constant", "train.device=cpu"]  # fmt: skip
@@ -76,7 +77,8 @@ def federate(
         raise
     if flower is not None:
         return deploy_with_flower(simulation, run_dir, flower)
-    return finish(simulation, run_dir)
+    with training_lock(run_dir):
+        return finish(simulation, run_dir)
 
 
 def deploy_with_flower(simulation: Simulation, run_dir: Path, target: str) -> Run:
@@ -106,6 +108,12 @@ def resume_federated(run_dir: Path) -> Run:
         raise CheckpointError(f"{run_dir} is not a federated run (continue it with fathom resume)")
     if record.get("deployment") == "flower":
         raise CheckpointError(f"{run_dir} was deployed with Flower; --resume continues simulations")
+    with training_lock(run_dir):
+        return continue_simulation(run_dir, record)
+
+
+def continue_simulation(run_dir: Path, record: dict[str, Any]) -> Run:
+    """``resume_federated``'s work, with the run's lock held."""
     config = read_config(run_dir)
     federated = FederatedConfig(**record["federated"])
     seed_everything(config.train.seed)

@@ -36,6 +36,7 @@ from fathom.runs.folder import (
     versions,
     write_config,
 )
+from fathom.runs.lock import training_lock
 from fathom.transfer.start import (
     starting_network,
     training_data,
@@ -68,24 +69,39 @@ def fit(
     check_processes(resolved, execution.world_size)
     # Only the main process makes the folder; the others learn its path and write nothing.
     run_dir = Path(execution.broadcast(str(new_run_dir(resolved)) if execution.is_main else None))
-    try:
-        if resolved.optim.lr == "auto":
-            from fathom.api.inspection import choose_learning_rate
+    with training_lock(run_dir, execution):
+        try:
+            trainer = start_training(resolved, bundle, network, transfer, run_dir, callbacks)
+        except BaseException:
+            if execution.is_main:  # a run that never started leaves nothing
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return train_and_finish(trainer, resolved, bundle, run_dir, report)
 
-            choose_learning_rate(resolved, network, bundle, run_dir)
-        if execution.is_main:
-            start_run_record(run_dir, resolved, bundle, network)
-        seed_everything(resolved.train.seed)
-        trained_on, data_for_trainer, swaps, tuned = training_data(resolved, network, bundle)
-        if execution.is_main and (transfer is not None or tuned):
-            update_run_json(run_dir, transfer={**(transfer or {}), **tuned})
-        callbacks = [*swaps, *transfer_callbacks(resolved, network), *callbacks]
-        trainer = build_trainer(trained_on, network, data_for_trainer, run_dir, callbacks)
-    except BaseException:
-        if execution.is_main:
-            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
-        raise
-    return train_and_finish(trainer, resolved, bundle, run_dir, report)
+
+def start_training(
+    resolved: FathomConfig,
+    bundle: DataBundle,
+    network: nn.Module,
+    transfer: dict[str, Any] | None,
+    run_dir: Path,
+    callbacks: Iterable[Callback],
+) -> Trainer:
+    """The new run's record written and its trainer built (the learning rate found first
+    under ``optim.lr=auto``)."""
+    execution = current_execution(resolved.train.strategy, resolved.train.device)
+    if resolved.optim.lr == "auto":
+        from fathom.api.inspection import choose_learning_rate
+
+        choose_learning_rate(resolved, network, bundle, run_dir)
+    if execution.is_main:
+        start_run_record(run_dir, resolved, bundle, network)
+    seed_everything(resolved.train.seed)
+    trained_on, data_for_trainer, swaps, tuned = training_data(resolved, network, bundle)
+    if execution.is_main and (transfer is not None or tuned):
+        update_run_json(run_dir, transfer={**(transfer or {}), **tuned})
+    callbacks = [*swaps, *transfer_callbacks(resolved, network), *callbacks]
+    return build_trainer(trained_on, network, data_for_trainer, run_dir, callbacks)
 
 
 def start_run_record(
@@ -124,6 +140,19 @@ def resume(
     config = read_config(run_dir)
     if progress is not None:
         config.run.progress = progress
+    execution = current_execution(config.train.strategy, config.train.device)
+    with training_lock(run_dir, execution):
+        return continue_run(run_dir, config, model, callbacks, data)
+
+
+def continue_run(
+    run_dir: Path,
+    config: FathomConfig,
+    model: nn.Module | None,
+    callbacks: Iterable[Callback],
+    data: DataBundle | None,
+) -> Run:
+    """``resume``'s work, with the run's lock held: from the last checkpoint, or from the start."""
     record = read_run_json(run_dir)
     checkpoint = run_dir / "checkpoints" / "last.safetensors"
     execution = current_execution(config.train.strategy, config.train.device)
