@@ -187,6 +187,8 @@ class Server:
             return response.status == 200
 
     def stop(self) -> int:
+        """SIGTERM, then the exit status: -15 after a graceful drain (uvicorn >= 0.29 re-raises
+        the signal once it has shut down), not 0."""
         self.process.terminate()
         return self.process.wait(timeout=120)
 

@@ -4,6 +4,7 @@ bitwise resume of the simulation, and one-line errors."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,14 @@ def test_cli_bad_input_exits_2_with_one_line(
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(error) == 1 and message in error[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_federates_into_the_named_run_folder(tmp_path: Path) -> None:
+    arguments = ["federate", "digits", "--clients=4", "--fraction=0.5", "--local-epochs=1",
+                 "--rounds=2", "--split=shards", *TINY, "--run-dir", str(tmp_path), "--name", "fed"]  # fmt: skip
+    assert main(arguments) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["fed"]
+    assert json.loads((tmp_path / "fed" / "run.json").read_text())["status"] == "completed"
 
 
 def toy_problem() -> tuple[DataBundle, nn.Module]:

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(the simulation; default 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
+    parser.add_argument("--name", help="run folder name")
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted federated run")
     parser.add_argument("--flower", metavar="TARGET",
                         help="deploy with Flower instead of simulating: 'local' (a SuperLink and one "
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         summarize(federate(resume=args.resume).path)
         return 0
     dataset, overrides = split_train_items(args.items)
-    flags = {"data.batch_size": args.batch_size, "train.seed": args.seed, "run.dir": args.run_dir}
+    flags = {"data.batch_size": args.batch_size, "train.seed": args.seed, "run.dir": args.run_dir,
+             "run.name": args.name}  # fmt: skip
     overrides = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
     run_dir = federate(dataset, args.model, overrides=overrides, flower=args.flower,
                        **settings(args)).path  # fmt: skip

@@ -47,11 +47,13 @@ def knn_evaluate(
     bank_inputs, bank_labels = bank_subset(train.inputs, train.targets, bank)
     was_training = chosen.model.training
     chosen.model.eval()
-    accuracy = knn_accuracy(
-        backbone_of(chosen.model), Split(bank_inputs, bank_labels), queries,
-        int(bundle.info.num_classes or 0), k, temperature,
-    )  # fmt: skip
-    chosen.model.train(was_training)
+    try:
+        accuracy = knn_accuracy(
+            backbone_of(chosen.model), Split(bank_inputs, bank_labels), queries,
+            int(bundle.info.num_classes or 0), k, temperature,
+        )  # fmt: skip
+    finally:
+        chosen.model.train(was_training)
     result = {
         "knn_accuracy": accuracy, "k": k, "temperature": temperature, "bank": len(bank_inputs),
         "queries": len(queries), "split": split, "data": bundle.info.name,
