@@ -8,6 +8,7 @@ loaders, features and callbacks. The API (``fathom.api``) adds the run folder ar
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from fathom.config import (
 from fathom.data.bundle import DataBundle, DataInfo
 from fathom.data.loader import make_loader
 from fathom.engine import Callback, Checkpointer, EarlyStopping, Trainer
-from fathom.engine.distributed import check_processes, current_execution
+from fathom.engine.distributed import check_processes, current_execution, is_main_process
 from fathom.engine.features import resolve_device
 from fathom.engine.log import MetricsLog
 from fathom.engine.progress import make_progress
@@ -266,6 +267,54 @@ def prepare(
     )
     seed_everything(resolved.train.seed)
     bundle = data if isinstance(data, DataBundle) else load_data(resolved)
+    chosen = chosen_keys(user, overrides, shortcuts)
+    resolved, line = few_label_batch(resolved, len(bundle.train), chosen)
+    if line and resolved.run.progress != "none" and is_main_process():
+        print(line, file=sys.stderr)
     make_task(resolved, bundle.info).check_data(bundle)
     network = model if isinstance(model, nn.Module) else build_model(resolved, bundle.info)
     return resolved, bundle, network
+
+
+FEW_LABEL_STEPS = 8
+"""Optimizer steps an epoch, at least, in a few-label run whose batch size is the recipe's."""
+LINEAR_SCALING = {"sgd"}
+"""Optimizers whose learning rate scales linearly with the batch (Goyal et al. 2017); the
+adaptive ones (Adam, AdamW, RMSprop, ...) scale by its square root (Malladi et al. 2022)."""
+
+
+def few_label_batch(
+    config: FathomConfig, examples: int, chosen: set[str]
+) -> tuple[FathomConfig, str | None]:
+    """A few-label run (``data.labels_per_class`` or ``data.label_fraction``) keeps the recipe's
+    batch, tuned for the whole dataset, only when an epoch still has ``FEW_LABEL_STEPS`` steps;
+    else the batch becomes the largest power of two that gives them (8 at least) and the
+    learning rate follows it. Keys the caller set (``chosen``) are kept. Returns the config and
+    the line that says what changed (None: nothing)."""
+    data, optim = config.data, config.optim
+    few = data.labels_per_class is not None or data.label_fraction is not None
+    if not few or "data.batch_size" in chosen or examples >= FEW_LABEL_STEPS * data.batch_size:
+        return config, None
+    batch = max(8, 1 << (max(examples // FEW_LABEL_STEPS, 1).bit_length() - 1))
+    if batch >= data.batch_size:
+        return config, None
+    updates: dict[str, Any] = {"data": data.model_copy(update={"batch_size": batch})}
+    said = f"data.batch_size {data.batch_size} -> {batch}"
+    if "optim.lr" not in chosen and not isinstance(optim.lr, str):  # "auto": the finder picks
+        ratio = batch / data.batch_size
+        lr = optim.lr * (ratio if optim.name in LINEAR_SCALING else ratio**0.5)
+        updates["optim"] = optim.model_copy(update={"lr": lr})
+        said += f", optim.lr {optim.lr:g} -> {lr:.3g}"
+    line = (f"few labels: {examples} training examples, so {said} "
+            f"(at least {FEW_LABEL_STEPS} steps an epoch; set data.batch_size to keep yours)")  # fmt: skip
+    return config.model_copy(update=updates), line
+
+
+def chosen_keys(
+    user: Mapping[str, Any], overrides: Iterable[str], shortcuts: Mapping[str, Any]
+) -> set[str]:
+    """The dotted keys the caller set: in its config, its overrides or keyword shortcuts."""
+    layer = merge_layer(dict(user), parse_overrides(list(overrides)), renames=False)
+    keys = {f"{section}.{key}" for section, values in layer.items()
+            if isinstance(values, Mapping) for key in values}  # fmt: skip
+    return keys | {SHORTCUTS[name] for name in shortcuts if name in SHORTCUTS}
