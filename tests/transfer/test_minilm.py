@@ -104,3 +104,15 @@ def test_cached_encoding_sorts_by_length_and_restores_the_order() -> None:
     encoded = encode(features, Split(tokens, torch.zeros(6)), 2, torch.device("cpu"))
     assert encoded.inputs.squeeze(1).tolist() == lengths.float().tolist()  # original order
     assert features.widths == [2, 5, 7]  # batches of like length: (1, 2), (3, 5), (6, 7)
+
+
+@needs_package
+def test_a_pretrained_source_fine_tunes_with_discriminative_rates_unless_told_otherwise() -> None:
+    from fathom.assemble import resolve_config
+    from fathom.transfer.sources import PRETRAINED_LAYER_DECAY, source_layer
+
+    layer = source_layer("pretrained:minilm")
+    assert layer["optim"] == {"layer_decay": PRETRAINED_LAYER_DECAY}
+    chosen = resolve_config(layer, dataset="sentiment", overrides=["optim.layer_decay=0.5"])
+    assert chosen.optim.layer_decay == 0.5  # the user's config goes on top
+    assert resolve_config(layer, dataset="sentiment").optim.lr == 1e-3  # the recipe's rate stays
