@@ -123,7 +123,7 @@ def run_source(name: str) -> Source:
 
 def source_layer(name: str) -> dict[str, Any]:
     """The config a run from ``name`` starts from (the user's config goes on top): the source's
-    model and options, and a text source's tokenizer."""
+    model and options, a text source's tokenizer, and a pretrained package's layer decay."""
     source = resolve_source(name)
     layer: dict[str, Any] = {"model": {"name": source.model, **source.options, "init_from": name}}
     if name.startswith(PRETRAINED_PREFIX):
