@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fathom  # noqa: E402
 from common import DATA_DIR, HERE, load_average, machine_info, write_record  # noqa: E402
 from fathom.compression import cpu_instruction_sets  # noqa: E402
+from fathom.compression.stages import short_config, student_config  # noqa: E402
 
 STUDENTS = {"mlp_2x300": ("mlp", {"hidden": [300, 300]}),
             "cnn_quarter": ("cnn", {"channels": [4, 8], "hidden": 32})}  # fmt: skip
@@ -76,12 +77,11 @@ def compressed(teacher: fathom.Run, name: str, **options) -> dict:
 def student_alone(
     teacher: fathom.Run, folder: Path, model: str, options: dict, epochs: int, extra: list[str]
 ) -> float:
-    """The student trained alone with the teacher's recipe and ``extra`` overrides, as
-    distillation trains it (no EMA), on hard labels."""
-    config = {**teacher.config.to_dict(), "model": {"name": model, **options}}
-    overrides = [f"run.dir={folder}", "run.name=student-alone", "run.progress=none",
-                 "train.ema_decay=null", *extra]  # fmt: skip
-    run = fathom.fit(config=config, epochs=epochs, overrides=overrides)
+    """The student trained alone on hard labels, from the config distillation builds for it
+    (the teacher's recipe with ``extra``, ``epochs`` epochs, no EMA or early stopping)."""
+    config = short_config(student_config(teacher.config, model, options, extra), epochs)
+    overrides = [f"run.dir={folder}", "run.name=student-alone", "run.progress=none"]
+    run = fathom.fit(config=config, overrides=overrides)
     return run.evaluate("test")["accuracy"]
 
 
