@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fathom
 from fathom.cli import main
+from fathom.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +75,11 @@ def test_eval_predict_report(digits_run, tmp_path, capsys):
     assert output.read_text().splitlines()[0] == "input,prediction,probability"
     assert main(["report", str(digits_run)]) == 0
     assert capsys.readouterr().out.strip().endswith("report.html")
+    # a model trained on images takes no texts; a word is a file name it cannot find
+    assert main(["predict", str(digits_run), "seven"]) == 2
+    assert "input file not found: seven" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="trained on digits, not on texts"):
+        fathom.load(digits_run).predict(texts=["seven"])
 
 
 def test_list_and_help(capsys):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
+import fathom
 from fathom.cli import main
+from fathom.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +103,33 @@ def test_text_csv_train_and_predict(tmp_path, capsys) -> None:
     assert main(["predict", str(run), str(tmp_path / "new.txt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split(": ")[1].startswith("pos") and lines[1].split(": ")[1].startswith("neg")
+
+    # texts as arguments, beside a file; the same probabilities as the file's lines
+    output = tmp_path / "texts.csv"
+    arguments = [
+        "a lovely film",
+        str(tmp_path / "new.txt"),
+        "an awful film",
+        "--output",
+        str(output),
+    ]
+    assert main(["predict", str(run), *arguments]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a lovely film: pos") and lines[3].startswith("an awful film: neg")
+    rows = list(csv.reader(output.open()))
+    assert [row[0] for row in rows[1:]] == ["a lovely film", f"{tmp_path / 'new.txt'}:1",
+                                            f"{tmp_path / 'new.txt'}:2", "an awful film"]  # fmt: skip
+    assert rows[1][1:] == rows[2][1:] and rows[3][1:] == rows[4][1:]
+    loaded = fathom.load(run)
+    torch.testing.assert_close(
+        loaded.predict(texts=["a lovely film", "an awful film"]),
+        loaded.predict([tmp_path / "new.txt"]),
+    )
+    # a missing file is not taken for a text; a text for a model of another kind is refused
+    assert main(["predict", str(run), str(tmp_path / "missing.txt")]) == 2
+    assert "input file not found" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="predict takes inputs"):
+        loaded.predict()
 
 
 def test_a_named_text_column_routes_a_table_to_text_csv() -> None:

@@ -1,4 +1,5 @@
-"""``fathom predict RUN FILE ...``: predictions for input files (or texts, for text tasks)."""
+"""``fathom predict RUN FILE ...``: predictions for input files, or for texts (runs trained on texts:
+``fathom predict RUN "a great film" reviews.txt``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fathom.cli.options import Command
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path)
-    parser.add_argument("files", nargs="+", help="input files (texts for seq2seq runs)")
+    parser.add_argument("files", nargs="+", help="input files, or texts for runs trained on texts")
     parser.add_argument("--top", type=int, default=1, help="show the top N classes")
     parser.add_argument("--beam", type=int, help="beam size for seq2seq runs (default: greedy)")
     parser.add_argument("--output", type=Path, help="also write predictions to this CSV file")
@@ -33,15 +34,31 @@ def run(args: argparse.Namespace) -> int:
         return write_rows(args.output, ["input", "prediction"], rows)
     if args.beam is not None:
         raise ConfigError(f"--beam applies to seq2seq runs; this is a {task.name} run")
+    trained_on_texts = "tokenizer" in loaded.info.extra
     rows = []
-    for file in map(Path, args.files):
-        outputs = loaded.predict([file])  # a .csv or a batched .npy gives several rows
+    for argument in args.files:
+        file = text_or_file(argument) if trained_on_texts else Path(argument)
+        # a .csv or a batched .npy gives several rows
+        outputs = loaded.predict([file]) if file is not None else loaded.predict(texts=[argument])
         for index, output in enumerate(outputs):
-            label = str(file) if len(outputs) == 1 else f"{file}:{index + 1}"
+            label = argument if len(outputs) == 1 else f"{argument}:{index + 1}"
             shown, cells = task.describe_prediction(output, loaded.info, args.top)
             print(f"{label}: {shown}")
             rows.append([label, *cells])
     return write_rows(args.output, ["input", *task.prediction_columns()], rows)
+
+
+def text_or_file(argument: str) -> Path | None:
+    """For a model trained on texts: the file an argument names (.txt, one text a line; .csv or
+    .tsv with the text column), or None when the argument is a text to classify itself."""
+    path = Path(argument)
+    if path.is_file():
+        return path
+    if path.suffix.lower() in (".txt", ".csv", ".tsv") and not any(c.isspace() for c in argument):
+        from fathom.errors import DataError
+
+        raise DataError(f"input file not found: {argument}")
+    return None
 
 
 def write_rows(output: Path | None, header: list[str], rows: list[list[Any]]) -> int:

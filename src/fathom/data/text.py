@@ -231,6 +231,12 @@ def read_text_inputs(path: Path, info: DataInfo) -> torch.Tensor:
         raise DataError(f"{path}: a text model reads .txt (one text per line), .csv or .tsv")
     if not texts:
         raise DataError(f"{path}: no text to classify (the file is empty)")
+    return encode_text_inputs(texts, info)
+
+
+def encode_text_inputs(texts: list[str], info: DataInfo) -> torch.Tensor:
+    """Texts encoded as the run's training texts were: its tokenizer, padded to its
+    ``max_length``: [N, max_length] token ids."""
     tokenizer = tokenizer_from_dict(info.extra["tokenizer"])
     max_length = int(info.extra.get("max_length", 128))
     return encode_texts(tokenizer, texts, max_length, full_width=True)

@@ -49,8 +49,14 @@ def evaluate_run(run: Run, split: str = "test") -> dict[str, Any]:
 
 
 @torch.no_grad()
-def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
+def predict_run(
+    run: Run, inputs: torch.Tensor | list[str | Path] | None = None, texts: list[str] | None = None
+) -> torch.Tensor:
+    if (inputs is None) == (texts is None):
+        raise ConfigError("predict takes inputs (tensors or files) or texts=[...], one of the two")
+    if texts is not None:
+        inputs = text_inputs(run, texts)
+    elif not isinstance(inputs, torch.Tensor):
         from fathom.data.inputs import read_inputs
 
         inputs = read_inputs([Path(p) for p in inputs], run.info)
@@ -62,6 +68,21 @@ def predict_run(run: Run, inputs: torch.Tensor | list[str | Path]) -> torch.Tens
     run.model.eval()
     outputs = [run.task.predict(run.model, chunk.to(device)) for chunk in inputs.split(512)]
     return torch.cat(outputs).cpu()
+
+
+def text_inputs(run: Run, texts: list[str]) -> torch.Tensor:
+    """Texts for a model trained on text (a classifier's token ids, as its training texts)."""
+    from fathom.data.text import encode_text_inputs
+
+    if run.task.reads_text:
+        raise ConfigError(f"a {run.task.name} run answers texts with predict_texts(texts)")
+    if "tokenizer" not in run.info.extra:
+        raise ConfigError(f"this run's model was trained on {run.info.name}, not on texts")
+    if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+        raise ConfigError("texts must be a list of strings")
+    if not texts:
+        raise ConfigError("no texts given")
+    return encode_text_inputs(list(texts), run.info)
 
 
 def generate_run(run: Run, output_dir: str | Path | None = None, **request: Any) -> dict[str, Any]:

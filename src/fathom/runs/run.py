@@ -64,11 +64,17 @@ class Run:
 
         return evaluate_run(self, split)
 
-    def predict(self, inputs: torch.Tensor | list[str | Path]) -> torch.Tensor:
-        """Probabilities (classification) or values (regression) for tensors or input files."""
+    def predict(
+        self,
+        inputs: torch.Tensor | list[str | Path] | None = None,
+        *,
+        texts: list[str] | None = None,
+    ) -> torch.Tensor:
+        """Probabilities (classification) or values (regression) for tensors or input files, or,
+        for a model trained on texts, for ``texts=["a great film", ...]``."""
         from fathom.runs.actions import predict_run
 
-        return predict_run(self, inputs)
+        return predict_run(self, inputs, texts)
 
     def predict_texts(self, texts: list[str], **options: Any) -> list[str]:
         """Texts in, texts out, for runs whose task reads text (seq2seq: ``beam_size=4``)."""

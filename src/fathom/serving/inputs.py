@@ -109,7 +109,7 @@ def decode_base64_images(values: Any) -> list[bytes]:
 
 def read_texts(model: ServedModel, texts: Any, limits: Limits) -> np.ndarray:
     """Texts → token ids with the run's tokenizer, padded to its ``max_length``."""
-    from fathom.data.tokenizers import encode_texts, tokenizer_from_dict
+    from fathom.data.text import encode_text_inputs
 
     if "tokenizer" not in model.info.extra:
         raise RequestError(422, f"this model takes {describe_input(model)}, not texts")
@@ -121,9 +121,7 @@ def read_texts(model: ServedModel, texts: Any, limits: Limits) -> np.ndarray:
             raise RequestError(
                 413, f"texts[{index}]: {len(text)} characters; the limit is {limits.max_text_chars}"
             )
-    max_length = int(model.info.extra.get("max_length", 128))
-    tokenizer = tokenizer_from_dict(model.info.extra["tokenizer"])
-    return finish(model, encode_texts(tokenizer, texts, max_length, full_width=True))
+    return finish(model, encode_text_inputs(texts, model.info))
 
 
 def read_arrays(model: ServedModel, values: Any, dtype: str, limits: Limits) -> np.ndarray:
