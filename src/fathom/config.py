@@ -178,6 +178,7 @@ class RunConfig(Section):
     name: str | None = None
     progress: Literal["auto", "bar", "log", "none"] = "auto"
     card: bool = False  # classifiers: the trust report card (fathom card) as a report section
+    report: bool = True  # report.html and its plots at the end (false: later, with fathom report)
 
 
 class FathomConfig(Section):

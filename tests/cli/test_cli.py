@@ -107,6 +107,7 @@ def test_train_mnist_resnet8_from_shared_data(shared_datasets, tmp_path, capsys)
             "--run-dir",
             str(tmp_path),
             "--quiet",
+            "--no-report",
             "data.limit=3000",
         ]
     )
@@ -115,6 +116,10 @@ def test_train_mnist_resnet8_from_shared_data(shared_datasets, tmp_path, capsys)
     record = json.loads((run / "run.json").read_text())
     assert record["model"]["name"] == "resnet8" and record["data"]["input_shape"] == [1, 28, 28]
     assert record["test"]["accuracy"] > 0.15  # above chance (0.10) after one short epoch
+    # --no-report: no report.html nor its plots (fathom report writes them later), said nowhere
+    assert not (run / "report.html").exists() and not (run / "plots" / "loss.png").exists()
+    assert "report: false" in (run / "config.yaml").read_text()
+    assert "report:" not in capsys.readouterr().out
 
 
 def test_yaml_config_with_overrides(tmp_path, capsys):

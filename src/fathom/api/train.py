@@ -59,8 +59,8 @@ def fit(
 
     ``model`` is a registered name or any ``nn.Module``; ``data`` a dataset name or a
     ``DataBundle``. Keyword shortcuts: epochs, lr, batch_size, optimizer, schedule, seed, ...
-    ``report=False`` leaves report.html for later (``fathom report``; a search writes it for
-    its best trials only).
+    ``report=False`` (or ``run.report=false``) leaves report.html for later (``fathom report``; a
+    search writes it for its best trials only).
     """
     config = with_source_layer(config, overrides)  # model.init_from: the source's model
     resolved, bundle, network = prepare(model, data, config, overrides, shortcuts)
@@ -240,7 +240,7 @@ def train_and_finish(
         precision=trainer.precision.name,
         best=best if state.best_metric is not None else None, test=evaluation,
     )  # fmt: skip
-    if report:
+    if report and config.run.report:
         from fathom.report import write_report
 
         write_report(run_dir)

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
+    )
     parser.set_defaults(model=None)
 
 

@@ -110,7 +110,8 @@ def print_summary(run: Any) -> None:
     if shown:
         print(f"test: {shown}")
     print(f"run folder: {run.path}")
-    print(f"report: {run.path / 'report.html'}")
+    if (run.path / "report.html").exists():
+        print(f"report: {run.path / 'report.html'}")
 
 
 def print_failure_diagnosis(run_dir: Path) -> None:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="run folder name")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument(
+        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
+    )
+    parser.add_argument(
         "--nproc", type=int, help="train in N data-parallel processes (starts torchrun)"
     )
     parser.add_argument("--nnodes", type=int, default=1, help="machines taking part (--nproc)")
@@ -50,6 +53,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         "run.dir": args.run_dir,
         "run.name": args.name,
         "run.progress": "none" if args.quiet else None,
+        "run.report": "false" if args.no_report else None,
     }
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 

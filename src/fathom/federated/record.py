@@ -74,7 +74,8 @@ def finish_run(simulation: Simulation, run_dir: Path) -> Run:
     last = summary["rounds"][-1] if summary["rounds"] else {}
     update_run_json(run_dir, status="completed", rounds_completed=simulation.round, test=evaluation,
                     final_round=last, steps=simulation.round)  # fmt: skip
-    from fathom.report import write_report
+    if config.run.report:
+        from fathom.report import write_report
 
-    write_report(run_dir)
+        write_report(run_dir)
     return run
