@@ -112,6 +112,7 @@ def load_data(config: FathomConfig) -> DataBundle:
         seed=config.train.seed,
         normalize=section.normalize,
         limit=section.limit,
+        eval_limit=section.eval_limit,
         download=section.download,
         labels_per_class=section.labels_per_class,
         label_fraction=section.label_fraction,

@@ -48,7 +48,8 @@ class DataConfig(OpenSection):
     eval_batch_size: int | None = Field(None, gt=0, le=MAX_BATCH)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    limit: int | None = Field(None, gt=0)
+    limit: int | None = Field(None, gt=0)  # a seeded subset of the training split
+    eval_limit: int | None = Field(None, gt=0)  # ... and of the validation and test splits
     normalize: bool = True
     download: bool = True
     augment: dict[str, Any] = Field(default_factory=dict)

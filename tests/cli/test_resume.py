@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 SEED = int(os.environ.get("FATHOM_KILL_SEED") or time.time_ns() % 1_000_000_007)
 HANG = 900  # seconds: only stops a hung process; a normal run here takes seconds
-COMMON = ["train.log_every_steps=1", "train.threads=1", "--quiet"]
+COMMON = ["train.log_every_steps=1", "train.threads=1", "--quiet", "--no-report"]
 TINY_LM = [
     "tinyshakespeare", "data.max_chars=20000", "data.context=32", "data.stride=32",
     "data.batch_size=32", "model.dim=16", "model.depth=1", "model.heads=2", "model.context=32",

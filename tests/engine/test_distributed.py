@@ -133,12 +133,13 @@ def torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
-    result = torchrun([str(WORKER), str(tmp_path)], tmp_path)
+    result = torchrun([str(WORKER), str(tmp_path), "run.report=true"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     for name, value in ranks[0].items():
         assert torch.equal(value, ranks[1][name]), name  # identical across ranks
-    assert len(list((tmp_path / "runs").iterdir())) == 1  # one run folder, written by rank 0
+    (run_dir,) = (tmp_path / "runs").iterdir()  # one run folder, written by rank 0
+    assert (run_dir / "report.html").is_file() and (run_dir / "plots" / "loss.png").is_file()
     sys.path.insert(0, str(WORKER.parent))
     from ddp_worker import OVERRIDES
 
@@ -294,6 +295,7 @@ def checkpoint_step(runs: Path) -> int:
 KILL_RUN = [
     "model.name=mlp", "train.epochs=8", "train.checkpoint_every_steps=5", "train.diagnostics=false",
     "data.batch_size=64", "optim.name=sgd", "optim.lr=0.1", "train.device=cpu", "run.progress=none",
+    "run.report=false",
 ]  # fmt: skip
 
 

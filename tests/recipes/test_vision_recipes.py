@@ -31,9 +31,15 @@ SHRINK = {
 def smoke_config(recipe: str, data_dir: Path, run_dir: Path, **data: object) -> dict:
     config = {
         "recipe": recipe,
-        "data": {"data_dir": str(data_dir), "download": False, "limit": 512, **data},
+        "data": {
+            "data_dir": str(data_dir),
+            "download": False,
+            "limit": 512,
+            "eval_limit": 1000,
+            **data,
+        },
         "train": {"epochs": 1, "threads": 2},
-        "run": {"dir": str(run_dir), "progress": "none"},
+        "run": {"dir": str(run_dir), "progress": "none", "report": False},
     }
     for section, values in SHRINK.get(recipe, {}).items():
         config[section] = {**config.get(section, {}), **values}

@@ -128,6 +128,7 @@ def load(
     seed: int = 0,
     normalize: bool = True,
     limit: int | None = None,
+    eval_limit: int | None = None,
     download: bool = True,
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
@@ -138,6 +139,7 @@ def load(
     """Load a registered dataset with seeded splits, e.g. ``fathom.data.load("mnist")``.
 
     ``options`` go to the dataset (for example ``path`` and ``target`` for ``csv``);
+    ``limit`` and ``eval_limit`` keep seeded subsets of the training and of the evaluation splits;
     ``dedupe=True`` drops the validation and test rows that copy a training row (leakage);
     ``class_name_examples=N`` adds each class's name N times to a text dataset's training split.
     """
@@ -155,6 +157,7 @@ def load(
         seed=seed,
         normalize=normalize,
         limit=limit,
+        eval_limit=eval_limit,
         labels_per_class=labels_per_class,
         label_fraction=label_fraction,
         dedupe=dedupe,

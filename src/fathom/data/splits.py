@@ -37,13 +37,15 @@ def finalize(
     seed: int,
     normalize: bool,
     limit: int | None = None,
+    eval_limit: int | None = None,
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
     dedupe: bool = False,
 ) -> DataBundle:
-    """Add missing test/val splits (seeded), cap the training set, keep a class-balanced subset
-    of labelled examples (few-label experiments), drop evaluation rows that copy training rows
-    (``dedupe``), and normalise on train stats."""
+    """Add missing test/val splits (seeded), cap the training set (``limit``) and the evaluation
+    sets (``eval_limit``: quick trials), keep a class-balanced subset of labelled examples
+    (few-label experiments), drop evaluation rows that copy training rows (``dedupe``), and
+    normalise on train stats."""
     number_rows(bundle)
     train, val, test = bundle.train, bundle.val, bundle.test
     if test is None:
@@ -52,6 +54,8 @@ def finalize(
         train, val = carve(train, val_fraction, seed + 1)
     if limit is not None and limit < len(train):
         train = train.subset(seeded_permutation(len(train), seed + 2)[:limit])
+    if eval_limit is not None:
+        val, test = (capped(split, eval_limit, seed + 4) for split in (val, test))
     if labels_per_class is not None or label_fraction is not None:
         train = train.subset(few_labels(train.targets, labels_per_class, label_fraction, seed + 3))
     bundle = DataBundle(bundle.info, train, val, test)
@@ -64,6 +68,13 @@ def finalize(
     elif normalize and not isinstance(train, Split):
         apply_lazy_normalization(bundle, seed)
     return bundle
+
+
+def capped(split: Split | LazySplit | None, limit: int, seed: int) -> Split | LazySplit | None:
+    """A seeded subset of ``limit`` examples of ``split`` (the split itself when not larger)."""
+    if split is None or len(split) <= limit:
+        return split
+    return split.subset(seeded_permutation(len(split), seed)[:limit])
 
 
 def drop_evaluation_copies(bundle: DataBundle) -> DataBundle:

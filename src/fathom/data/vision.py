@@ -175,7 +175,10 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 def to_split(images: np.ndarray, labels: np.ndarray, num_classes: int, where: Path | str) -> Split:
     """uint8 images (N, C, H, W) and integer labels → a float32 [0, 1] ``Split`` with checked labels."""
-    inputs = torch.from_numpy(images.astype(np.float32, order="C")).div_(255.0)
+    # torch converts on every core (numpy's astype on one: 1.9 s against 0.4 s for CIFAR-10's
+    # training images), with the same float32 values
+    writable = images if images.flags.writeable else images.copy()
+    inputs = torch.from_numpy(writable).contiguous().float().div_(255.0)
     targets = torch.from_numpy(np.asarray(labels).astype(np.int64))
     check_labels(targets, num_classes, str(where))
     return Split(inputs, targets)
