@@ -42,6 +42,7 @@ def main() -> None:
                  f"data.data_dir={DATA_DIR}"]  # fmt: skip
     overrides += [f"train.epochs={args.epochs}"] if args.epochs else []
     overrides += [f"data.limit={args.limit}"] if args.limit else []
+    overrides += ["run.report=false"] if args.quick else []
     meter, started = LoadMeter(), time.perf_counter()
     meter.start()
     if args.run is None:

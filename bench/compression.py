@@ -46,7 +46,8 @@ def train_teacher(
     extra: tuple[str, ...] = (),
 ) -> fathom.Run:  # fmt: skip
     settings = [f"run.dir={folder}", f"run.name={name}", "run.progress=none", *extra]
-    if quick:
+    if quick:  # toy size: the runs and those compressed from them write no report.html
+        settings.append("run.report=false")
         return fathom.fit(data="digits", epochs=epochs, seed=seed, overrides=settings)
     return fathom.fit(data="mnist", epochs=epochs, seed=seed,
                       overrides=[f"data.data_dir={DATA_DIR}", f"data.limit={limit}", *settings])  # fmt: skip

@@ -112,6 +112,7 @@ def main() -> None:
     machine = start_run(args.threads)
     shared = [f"train.seed={args.seed}", f"train.threads={args.threads}"]
     shared += [f"data.limit={args.limit}"] if args.limit else []
+    shared += ["run.report=false"] if args.quick else []
     if args.robust_run is not None:
         robust, robust_time = reuse(args.robust_run)
     else:

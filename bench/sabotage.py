@@ -183,7 +183,8 @@ def train_cli(
     target = _placeholders(fault.target, tables) if fault.target else None
     with tempfile.TemporaryDirectory() as folder:
         settings = [*(_placeholders(item, tables) for item in fault.overrides), *extra,
-                    *sabotage.CLI_COMMON, f"run.dir={folder}", f"data.data_dir={DATA_DIR}"]  # fmt: skip
+                    *sabotage.CLI_COMMON, f"run.dir={folder}", f"data.data_dir={DATA_DIR}",
+                    "run.report=false"]  # a temporary folder: no report.html  # fmt: skip
         if target and (Path(target).is_dir() or target.endswith((".csv", ".tsv"))):  # as the CLI
             kind = "folder" if Path(target).is_dir() else table_dataset(target, settings)["name"]
             settings = [*settings, f"data.name={kind}", f"data.path={target}"]

@@ -236,7 +236,7 @@ def standard_callbacks(
     if train.diagnostics:
         from fathom.diagnosis import Diagnostics
 
-        chosen.append(Diagnostics(run_dir, bundle))
+        chosen.append(Diagnostics(run_dir, bundle, figures=config.run.report))
     return chosen
 
 

@@ -110,7 +110,7 @@ def test_gan_resume_mid_run_is_bitwise_exact(tiny, tmp_path) -> None:
     overrides = [
         *(option for option in MODELS["gan"]), "train.epochs=2", "data.batch_size=64",
         "data.limit=320", "train.checkpoint_every_steps=3", "train.threads=1", "run.progress=none",
-        f"data.path={tiny}", "data.name=folder", f"run.dir={tmp_path}",
+        f"data.path={tiny}", "data.name=folder", f"run.dir={tmp_path}", "run.report=false",
     ]  # fmt: skip
     fathom.fit(overrides=[*overrides, "run.name=reference"])
     with pytest.raises(KeyboardInterrupt):

@@ -21,7 +21,7 @@ CASES = {
 @pytest.mark.parametrize("dataset", CASES)
 def test_an_interrupted_run_resumes_exactly(dataset: str, tmp_path) -> None:
     overrides = [*CASES[dataset], "train.checkpoint_every_steps=2", f"run.dir={tmp_path}",
-                 "run.progress=none"]  # fmt: skip
+                 "run.progress=none", "run.report=false"]  # fmt: skip
     whole = fathom.fit(data=dataset, overrides=[*overrides, "run.name=whole"])
     with pytest.raises(KeyboardInterrupt):
         fathom.fit(data=dataset, overrides=[*overrides, "run.name=cut"], callbacks=[InterruptAt(5)])

@@ -105,7 +105,8 @@ def test_weight_decay_shrinks_both_kinds_of_groups() -> None:
 @pytest.mark.slow
 def test_a_muon_run_resumes_bitwise(tmp_path) -> None:
     overrides = ["optim.name=muon", "train.epochs=3", "data.batch_size=64", "model.channels=[8,16]", "model.hidden=32",
-                 "train.checkpoint_every_steps=5", f"run.dir={tmp_path}", "run.progress=none"]  # fmt: skip
+                 "train.checkpoint_every_steps=5", f"run.dir={tmp_path}", "run.progress=none",
+                 "run.report=false"]  # fmt: skip
     whole = fathom.fit(data="digits", overrides=[*overrides, "run.name=whole"])
     assert whole.summary["test"]["accuracy"] > 0.5  # ten classes: chance is 0.1
     with pytest.raises(KeyboardInterrupt):

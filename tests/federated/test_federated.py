@@ -29,7 +29,7 @@ from fathom.federated.client import client_seed, train_client
 from fathom.federated.server import weighted_average
 from fathom.federated.simulation import round_plan
 
-TINY = ["model.name=mlp", "data.batch_size=32", "train.diagnostics=false"]
+TINY = ["model.name=mlp", "data.batch_size=32", "train.diagnostics=false", "run.report=false"]
 SETTINGS = {"clients": 4, "fraction": 0.5, "local_epochs": 1, "rounds": 3, "split": "shards"}
 
 
@@ -78,12 +78,25 @@ def test_cli_bad_input_exits_2_with_one_line(
     assert not any(tmp_path.iterdir())
 
 
-def test_cli_federates_into_the_named_run_folder(tmp_path: Path) -> None:
+def test_cli_federates_into_the_named_run_folder_and_reports_the_rounds(tmp_path: Path) -> None:
     arguments = ["federate", "digits", "--clients=4", "--fraction=0.5", "--local-epochs=1",
-                 "--rounds=2", "--split=shards", *TINY, "--run-dir", str(tmp_path), "--name", "fed"]  # fmt: skip
+                 "--rounds=2", "--split=shards", *TINY, "run.report=true", "--run-dir",
+                 str(tmp_path), "--name", "fed"]  # fmt: skip
     assert main(arguments) == 0
     assert [path.name for path in tmp_path.iterdir()] == ["fed"]
-    assert json.loads((tmp_path / "fed" / "run.json").read_text())["status"] == "completed"
+    run_dir = tmp_path / "fed"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    # the report: accuracy per round, participation and each client's class histogram
+    summary = json.loads((run_dir / "federated.json").read_text())
+    section = json.loads((run_dir / "sections" / "federated.json").read_text())
+    taken = summary["participation"]
+    assert f"took part in {min(taken)} to {max(taken)} of 2 rounds" in section["text"]
+    accuracies = [entry["accuracy"] for entry in summary["rounds"]]
+    expected = next((r + 1 for r, a in enumerate(accuracies) if a >= 0.9), "not reached")
+    assert section["rows"][0] == ["test accuracy >= 0.9", expected]
+    assert section["images"] == ["plots/federated.png"]
+    assert (run_dir / "plots" / "federated.png").stat().st_size > 10_000
+    assert "Federated learning" in (run_dir / "report.html").read_text()
 
 
 def toy_problem() -> tuple[DataBundle, nn.Module]:

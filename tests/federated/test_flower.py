@@ -23,7 +23,7 @@ from fathom.runs.folder import read_config, read_run_json
 HAS_FLOWER = importlib.util.find_spec("flwr") is not None
 ARGUMENTS = ["federate", "digits", "--clients=2", "--fraction=1", "--local-epochs=2", "--rounds=2",
              "--split=shards", "--strategy=fedprox", "--stragglers=0.5", "model.name=mlp",
-             "data.batch_size=32", "train.diagnostics=false"]  # fmt: skip
+             "data.batch_size=32", "train.diagnostics=false", "run.report=false"]  # fmt: skip
 """FedProx with one straggler a round (1 local epoch of 2): the SuperNodes are sent each
 client's own epochs, as the simulation trains them."""
 

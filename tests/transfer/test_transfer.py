@@ -21,7 +21,7 @@ from fathom.transfer import GroupFreezing, load_matching, unfreeze_epochs
 from tests_support import make_blobs, predict_in_fresh_process
 
 QUIET = {"progress": "none", "batch_size": 16}
-FAST = ["train.diagnostics=false"]
+FAST = ["train.diagnostics=false", "run.report=false"]
 
 
 def small_mlp(width: int = 16, classes: int = 3) -> torch.nn.Module:

@@ -17,7 +17,8 @@ from tests_support import InterruptAt
 
 SETTINGS = ["model.name=cnn", "model.channels=[4]", "model.hidden=0", "data.limit=200",
             "train.epochs=2", "train.checkpoint_every_steps=4", "run.progress=none",
-            "train.diagnostics=false", "task.name=adversarial", "task.eps=0.1"]  # fmt: skip
+            "train.diagnostics=false", "task.name=adversarial", "task.eps=0.1",
+            "run.report=false"]  # fmt: skip
 
 
 def assert_cut_run_resumes_to(whole: fathom.Run, tmp_path: Path, overrides: list[str]) -> None:

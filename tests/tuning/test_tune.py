@@ -99,12 +99,13 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path)
 
 def test_best_yaml_reproduces_the_best_trial(tmp_path):
     result = tune("digits", SPACE, overrides=TINY, trials=3, sampler="random", pruner="none",
-                  directory=tmp_path, study="best", quiet=True)  # fmt: skip
+                  directory=tmp_path, study="best", quiet=True, report=False)  # fmt: skip
     best_run = json.loads((tmp_path / "best" / "trials" / f"trial-{result.best['number']:04d}" /
                            "run.json").read_text())  # fmt: skip
     config = yaml.safe_load(result.best_config.read_text())
     assert config["optim"]["lr"] == result.best["params"]["optim.lr"]
-    again = fathom.fit(config=result.best_config, run_dir=str(tmp_path / "again"), progress="none")
+    again = fathom.fit(config=result.best_config, run_dir=str(tmp_path / "again"), progress="none",
+                       report=False)  # fmt: skip
     assert again.summary["best"]["value"] == result.best["values"][0]
     assert again.summary["test"]["accuracy"] == best_run["test"]["accuracy"]
 

@@ -60,9 +60,10 @@ def write_compressed_run(
     atomic_write_json(run_dir / "compression.json", summary)
     save_comparison(run_dir, summary)
     update_run_json(run_dir, status="completed", message="compressed", test=evaluation)
-    from fathom.report import write_report
+    if run_config.run.report:  # the source's run.report, unless the caller's config changed it
+        from fathom.report import write_report
 
-    write_report(run_dir)
+        write_report(run_dir)
     return result
 
 

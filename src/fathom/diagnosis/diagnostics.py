@@ -72,8 +72,10 @@ class Diagnostics(Callback):
         bundle: DataBundle | None = None,
         every: int = 0,
         budget: float = BUDGET,
+        figures: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.figures = figures  # False (run.report=false): no plots; fathom doctor draws them
         self.path = self.run_dir / DIAGNOSTICS_FILE if self.run_dir is not None else None
         self.bundle, self.every, self.budget = bundle, every, budget
         self.records: list[dict[str, Any]] = []
@@ -179,6 +181,8 @@ class Diagnostics(Callback):
         return max(self.left(), self._end_started[1] / 2)
 
     def room_for_figures(self) -> bool:
+        if not self.figures:
+            return False
         return self.every > 0 or self.spent + PLOT_SECONDS <= self.budget * self.trained_seconds()
 
     # ---------------------------------------------------------------- samples

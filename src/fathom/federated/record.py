@@ -74,8 +74,51 @@ def finish_run(simulation: Simulation, run_dir: Path) -> Run:
     last = summary["rounds"][-1] if summary["rounds"] else {}
     update_run_json(run_dir, status="completed", rounds_completed=simulation.round, test=evaluation,
                     final_round=last, steps=simulation.round)  # fmt: skip
+    save_federated_section(run_dir, summary, bundle.info.class_names, config.run.report)
     if config.run.report:
         from fathom.report import write_report
 
         write_report(run_dir)
     return run
+
+
+MILESTONES = (0.9, 0.95, 0.97, 0.99)  # test accuracies whose first round the report names
+
+
+def save_federated_section(
+    run_dir: Path, summary: dict[str, Any], class_names: list[str] | None, figures: bool
+) -> None:
+    """The report's "Federated learning" section: the settings in words, the first round that
+    reached each accuracy milestone, and (``figures``) the per-round, participation and
+    class-histogram panels."""
+    from fathom.report.sections import save_section
+
+    settings, rounds, taken = summary["settings"], summary["rounds"], summary["participation"]
+    metric = "accuracy" if rounds and "accuracy" in rounds[0] else "loss"
+    split = settings["split"] + (
+        f" (alpha {settings['alpha']})" if settings["split"] == "dirichlet" else ""
+    )
+    strategy = settings["strategy"] + (
+        f" (mu {settings['mu']})" if settings["strategy"] == "fedprox" else ""
+    )
+    text = (f"{settings['clients']} clients on a {split} split, each holding only its part; a "
+            f"fraction {settings['fraction']} of them trains {settings['local_epochs']} local "
+            f"epochs a round with {strategy}, the server averaging with {settings['server']}. "
+            f"Each client took part in {min(taken)} to {max(taken)} of {len(rounds)} rounds.")  # fmt: skip
+    rows = [[f"test accuracy >= {goal:g}", first_round(rounds, goal)] for goal in MILESTONES]
+    images = []
+    if figures and rounds:
+        from fathom.report.federated_plot import plot_federated
+
+        path = run_dir / "plots" / "federated.png"
+        plot_federated(rounds, taken, summary["class_histogram"], metric, path, class_names)
+        images.append("plots/federated.png")
+    save_section(run_dir, "federated", "Federated learning", text=text, images=images,
+                 headers=["Milestone", "First round"] if metric == "accuracy" else (),
+                 rows=rows if metric == "accuracy" else ())  # fmt: skip
+
+
+def first_round(rounds: list[dict[str, Any]], goal: float) -> int | str:
+    """The first round whose test accuracy reached ``goal``, or "not reached"."""
+    reached = (entry["round"] for entry in rounds if entry.get("accuracy", 0.0) >= goal)
+    return next(reached, "not reached")
