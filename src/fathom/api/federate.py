@@ -23,6 +23,7 @@ from fathom.federated.record import (
     finish_run,
     save_split,
 )
+from fathom.federated.settings import federated_config, split_federated
 from fathom.federated.simulation import FederatedConfig, Simulation
 from fathom.runs import Run
 from fathom.runs.folder import (
@@ -52,13 +53,15 @@ def federate(
 ) -> Run:
     """Train ``model`` on ``data`` split among clients (``settings``: clients, fraction,
     local_epochs, rounds, split, alpha, strategy, mu, server, server_lr, server_momentum,
-    processes, stragglers);
+    processes, stragglers; they override the config's ``federated:`` section and
+    ``federated.KEY=VALUE`` overrides);
     ``resume=RUN`` continues an interrupted federated run from its last round;
     ``flower="local"`` (or a SuperLink's ``HOST:PORT`` or Flower connection name) trains it on
     Flower SuperNodes instead of in this process (see ``fathom.federated.deploy``)."""
     if resume is not None:
         return resume_federated(Path(resume))
-    federated = FederatedConfig(**settings)
+    config, overrides, section = split_federated(config, overrides)
+    federated = federated_config({**section, **settings})
     if flower is not None and federated.processes > 1:
         raise ConfigError("--processes is for the simulation; with --flower every client is "
                           "its own process already")  # fmt: skip

@@ -1,37 +1,39 @@
 """``fathom federate DATA --clients 100 --fraction 0.1 --local-epochs 5 --rounds 300 --split
-shards [--flower local]``: federated learning in an in-process simulation or deployed with
-Flower, written as a run folder."""
+shards [--flower local]`` (or ``fathom federate CONFIG.yaml`` with a ``federated:`` section):
+federated learning in an in-process simulation or deployed with Flower, written as a run folder."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from fathom.cli.options import Command, split_train_items
+from fathom.cli.options import Command, train_target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("items", nargs="*", metavar="DATA [KEY=VALUE ...]")
+    parser.add_argument("items", nargs="*", metavar="DATA|CONFIG.yaml [KEY=VALUE ...]")
     parser.add_argument("--model", help="model name (default: the dataset's)")
-    parser.add_argument("--clients", type=int, default=100, help="number of clients K")
-    parser.add_argument("--fraction", type=float, default=0.1, help="clients per round C")
-    parser.add_argument("--local-epochs", type=int, default=5, help="local epochs E")
-    parser.add_argument("--rounds", type=int, default=300, help="communication rounds")
-    parser.add_argument("--split", default="iid", help="iid, shards (2 classes each), dirichlet")
-    parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
-    parser.add_argument("--strategy", default="fedavg", help="fedavg or fedprox")
-    parser.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
-    parser.add_argument("--stragglers", type=float, default=0.0,
-                        help="share of each round's clients that manage only 1 to E-1 local "
-                        "epochs (FedProx aggregates their work, FedAvg drops them)")  # fmt: skip
+    # Each flag overrides the config's federated: section; the defaults are FederatedConfig's.
+    for flag, kind, text in (
+        ("--clients", int, "number of clients K (default 100)"),
+        ("--fraction", float, "clients per round C (default 0.1)"),
+        ("--local-epochs", int, "local epochs E (default 5)"),
+        ("--rounds", int, "communication rounds (default 300)"),
+        ("--split", str, "iid (default), shards (2 classes each), dirichlet"),
+        ("--alpha", float, "Dirichlet concentration (default 0.5)"),
+        ("--strategy", str, "fedavg (default) or fedprox"),
+        ("--mu", float, "FedProx proximal weight (default 0.01)"),
+        ("--stragglers", float, "share of each round's clients that manage only 1 to E-1 local "
+         "epochs (FedProx aggregates their work, FedAvg drops them; default 0)"),
+        ("--server-lr", float, "server learning rate (FedAvgM 1.0, FedAdam 0.01)"),
+        ("--processes", int, "train a round's clients in N worker processes, one thread each "
+         "(the simulation; default 1)"),
+    ):  # fmt: skip
+        parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--server-momentum", type=float, nargs="?", const=0.9,
                         help="FedAvgM: server momentum (default 0.9 when given)")  # fmt: skip
     parser.add_argument("--server-adam", action="store_true", help="FedAdam server optimizer")
-    parser.add_argument("--server-lr", type=float, help="server learning rate (FedAvgM/FedAdam)")
     parser.add_argument("--batch-size", type=int, help="local batch B (default 10)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="train a round's clients in N worker processes, one thread each "
-                        "(the simulation; default 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
@@ -42,17 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "insecure) or a SuperLink connection of your Flower config")  # fmt: skip
 
 
+SETTINGS = ("clients", "fraction", "local_epochs", "rounds", "split", "alpha", "strategy", "mu",
+            "stragglers", "server_lr", "processes")  # fmt: skip
+
+
 def settings(args: argparse.Namespace) -> dict[str, object]:
-    server = "fedadam" if args.server_adam else "fedavgm" if args.server_momentum else "fedavg"
-    chosen = {
-        "clients": args.clients, "fraction": args.fraction, "local_epochs": args.local_epochs,
-        "rounds": args.rounds, "split": args.split, "alpha": args.alpha,
-        "strategy": args.strategy, "mu": args.mu, "server": server, "processes": args.processes,
-        "stragglers": args.stragglers,
-        "server_lr": args.server_lr or (0.01 if args.server_adam else 1.0),
-    }  # fmt: skip
-    if args.server_momentum:
-        chosen["server_momentum"] = args.server_momentum
+    """The settings the flags give (those not given come from the config or the defaults)."""
+    chosen = {key: getattr(args, key) for key in SETTINGS if getattr(args, key) is not None}
+    if args.server_adam:
+        chosen["server"] = "fedadam"
+    elif args.server_momentum:
+        chosen["server"], chosen["server_momentum"] = "fedavgm", args.server_momentum
     return chosen
 
 
@@ -62,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         summarize(federate(resume=args.resume).path)
         return 0
-    dataset, overrides = split_train_items(args.items)
+    config, dataset, overrides = train_target(args.items)
     flags = {"data.batch_size": args.batch_size, "train.seed": args.seed, "run.dir": args.run_dir,
              "run.name": args.name}  # fmt: skip
     overrides = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
-    run_dir = federate(dataset, args.model, overrides=overrides, flower=args.flower,
-                       **settings(args)).path  # fmt: skip
+    run_dir = federate(dataset, args.model, config=config, overrides=overrides,
+                       flower=args.flower, **settings(args)).path  # fmt: skip
     summarize(run_dir)
     return 0
 
@@ -85,7 +87,9 @@ def summarize(run_dir: Path) -> None:
     if test:
         print("test: " + "  ".join(f"{key} {value:.4f}" for key, value in test.items()
                                     if isinstance(value, float)))  # fmt: skip
-    print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
+    print(f"run folder: {run_dir}")
+    if (run_dir / "report.html").exists():
+        print(f"report: {run_dir / 'report.html'}")
 
 
 COMMAND = Command("federated learning: a simulation of clients keeping their data", add_arguments,

@@ -44,10 +44,14 @@ class FederatedConfig:
     strategy: str = "fedavg"
     mu: float = 0.01
     server: str = "fedavg"  # fedavg, fedavgm (server momentum) or fedadam
-    server_lr: float = 1.0
+    server_lr: float | None = None  # None: 0.01 for fedadam, 1.0 (plain averaging) otherwise
     server_momentum: float = 0.9
     processes: int = 1  # clients trained side by side in spawned workers (one thread each)
     stragglers: float = 0.0  # share of a round's clients that run out of time (FedProx's setup)
+
+    def __post_init__(self) -> None:
+        if self.server_lr is None:
+            self.server_lr = 0.01 if self.server == "fedadam" else 1.0
 
     def check(self, examples: int) -> None:
         check_split(self.split, self.clients, self.alpha, examples)
