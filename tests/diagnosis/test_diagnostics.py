@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import torch
@@ -56,6 +57,15 @@ def test_records_layer_statistics_and_changes_nothing(blobs, tmp_path):
     assert layers["0"]["grad_norm"] > 0 and layers["0"]["update_ratio"] > 0
     assert (tmp_path / "diagnostics.jsonl").read_text().count("\n") == len(diagnostics.records)
     assert (tmp_path / "diagnosis.json").exists() and (tmp_path / "plots").is_dir()
+
+
+def test_without_figures_the_diagnosis_is_saved_and_no_plot_drawn(blobs, tmp_path):
+    """``run.report=false``: the doctor's verdict and report section, but no figures (which
+    ``every`` would otherwise draw whatever they cost)."""
+    train(blobs, mlp(), Classification(3), [Diagnostics(tmp_path, blobs, every=5, figures=False)])
+    assert (tmp_path / "diagnosis.json").exists() and not list(tmp_path.glob("plots/*.png"))
+    section = json.loads((tmp_path / "sections" / "diagnosis.json").read_text())
+    assert section["images"] == [] and "fathom doctor RUN" in section["text"]
 
 
 def test_dead_and_saturated_fractions_are_measured():

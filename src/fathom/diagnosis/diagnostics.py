@@ -58,10 +58,10 @@ PLOT_SECONDS = 1.0  # what drawing the three figures costs on a laptop CPU (meas
 class Diagnostics(Callback):
     """Collects training statistics into ``RUN/diagnostics.jsonl`` and diagnoses the run at the end.
 
-    ``bundle`` (the data as the model sees it) enables the data checks and the label-noise
-    check; ``run_dir=None`` keeps the records in memory (``self.records``). ``budget``: the
-    fraction of the training time the callback may spend; ``every`` > 0 samples every that many
-    steps instead, whatever it costs (for tests and close inspection).
+    ``bundle`` (the data as the model sees it) enables the data checks and the label-noise check;
+    ``run_dir=None`` keeps the records in memory (``self.records``); ``figures=False``: no plots.
+    ``budget``: the fraction of the training time the callback may spend; ``every`` > 0 samples
+    every that many steps instead, whatever it costs (for tests and close inspection).
     """
 
     order = 50
@@ -75,9 +75,8 @@ class Diagnostics(Callback):
         figures: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.figures = figures  # False (run.report=false): no plots; fathom doctor draws them
         self.path = self.run_dir / DIAGNOSTICS_FILE if self.run_dir is not None else None
-        self.bundle, self.every, self.budget = bundle, every, budget
+        self.bundle, self.every, self.budget, self.figures = bundle, every, budget, figures
         self.records: list[dict[str, Any]] = []
         self.diagnoses: list[Any] = []
         self.spent = 0.0  # seconds inside this callback since fit start
@@ -89,9 +88,8 @@ class Diagnostics(Callback):
         self._layers: dict[str, dict[str, torch.Tensor]] = {}
         self._order: list[str] = []
         self._before: dict[str, list[torch.Tensor]] = {}
-        self._sampling = False
+        self._sampling, self._output_finite = False, True
         self._root_hooks: list[Any] = []
-        self._output_finite = True
         self._last_inputs: torch.Tensor | None = None
         self._first_nonfinite: str | None = None
         self._failed: set[str] = set()
@@ -181,9 +179,7 @@ class Diagnostics(Callback):
         return max(self.left(), self._end_started[1] / 2)
 
     def room_for_figures(self) -> bool:
-        if not self.figures:
-            return False
-        return self.every > 0 or self.spent + PLOT_SECONDS <= self.budget * self.trained_seconds()
+        return self.figures and self.left() >= PLOT_SECONDS
 
     # ---------------------------------------------------------------- samples
     def _add_hooks(self, model: nn.Module) -> None:
