@@ -16,7 +16,10 @@ from fathom.federated.simulation import FederatedConfig
 
 
 def test_the_section_then_overrides_then_keywords() -> None:
-    config = {"data": {"name": "digits"}, "federated": {"clients": 8, "rounds": 4, "split": "shards"}}
+    config = {
+        "data": {"name": "digits"},
+        "federated": {"clients": 8, "rounds": 4, "split": "shards"},
+    }
     layer, rest, section = split_federated(config, ["federated.rounds=2", "train.seed=3"])
     assert layer == {"data": {"name": "digits"}} and rest == ["train.seed=3"]
     assert section == {"clients": 8, "rounds": 2, "split": "shards"}
