@@ -12,7 +12,7 @@ import fathom
 OVERRIDES = [
     "model.name=mlp", "train.max_steps=4", "train.epochs=1", "train.diagnostics=false",
     "data.batch_size=64", "optim.name=sgd", "optim.lr=0.1", "train.device=cpu", "run.progress=none",
-    "run.report=false",  # the report is rank 0's alone, like every file (tested on one process)
+    "run.report=false",  # one test turns it on: rank 0 alone writes it, like every file
 ]  # fmt: skip
 
 
