@@ -31,7 +31,8 @@ def training_arguments(quick: bool, folder: Path) -> list[str]:
         data = ["mnist", "model.name=cnn", "data.limit=12000", "train.epochs=2",
                 f"data.data_dir={DATA_DIR}"]  # fmt: skip
     return [*data, "data.batch_size=64", "optim.name=sgd", "optim.lr=0.05", "train.seed=0",
-            "train.diagnostics=false", "run.progress=none", f"run.dir={folder}"]  # fmt: skip
+            "train.diagnostics=false", "run.progress=none", f"run.dir={folder}",
+            "run.report=false"]  # the runs go to a temporary folder  # fmt: skip
 
 
 def worker(arguments: list[str], output: Path) -> None:
