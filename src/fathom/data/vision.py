@@ -175,8 +175,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 def to_split(images: np.ndarray, labels: np.ndarray, num_classes: int, where: Path | str) -> Split:
     """uint8 images (N, C, H, W) and integer labels → a float32 [0, 1] ``Split`` with checked labels."""
-    # torch converts on every core (numpy's astype on one: 1.9 s against 0.4 s for CIFAR-10's
-    # training images), with the same float32 values
+    # torch converts on every core, numpy's astype on one: CIFAR-10's training images in 0.3 s
+    # against 1.6 s in a fresh process (2-core EPYC), with the same float32 values
     writable = images if images.flags.writeable else images.copy()
     inputs = torch.from_numpy(writable).contiguous().float().div_(255.0)
     targets = torch.from_numpy(np.asarray(labels).astype(np.int64))
