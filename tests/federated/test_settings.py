@@ -49,14 +49,15 @@ def test_cli_reads_a_yaml_config_whose_flags_win(tmp_path: Path) -> None:
         "data": {"name": "digits", "batch_size": 32},
         "model": {"name": "mlp"},
         "train": {"diagnostics": False},
-        "run": {"report": False},
         "federated": {"clients": 3, "fraction": 1.0, "local_epochs": 1, "rounds": 3,
                       "split": "dirichlet", "alpha": 0.3},
     }))  # fmt: skip
-    assert main(["federate", str(config), "--rounds=1", f"run.dir={tmp_path / 'runs'}"]) == 0
+    assert main(["federate", str(config), "--rounds=1", "--no-report",
+                 f"run.dir={tmp_path / 'runs'}"]) == 0  # fmt: skip
     (run_dir,) = (tmp_path / "runs").iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     settings = record["federated"]
     assert (settings["clients"], settings["rounds"], settings["alpha"]) == (3, 1, 0.3)
     assert settings["local_epochs"] == 1 and settings["server_lr"] == 1.0
     assert record["rounds_completed"] == 1 and record["model"]["name"] == "mlp"
+    assert not (run_dir / "report.html").exists()  # --no-report

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
+    parser.add_argument(
+        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
+    )
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted federated run")
     parser.add_argument("--flower", metavar="TARGET",
                         help="deploy with Flower instead of simulating: 'local' (a SuperLink and one "
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config, dataset, overrides = train_target(args.items)
     flags = {"data.batch_size": args.batch_size, "train.seed": args.seed, "run.dir": args.run_dir,
-             "run.name": args.name}  # fmt: skip
+             "run.name": args.name, "run.report": "false" if args.no_report else None}  # fmt: skip
     overrides = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
     run_dir = federate(dataset, args.model, config=config, overrides=overrides,
                        flower=args.flower, **settings(args)).path  # fmt: skip
