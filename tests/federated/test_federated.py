@@ -67,6 +67,8 @@ def test_bad_split_settings_are_one_line_config_errors() -> None:
         ("--processes=0", "processes must be between 1 and 256"),
         ("--stragglers=1", "stragglers must be in [0, 1)"),
         ("--local-epochs=1 --stragglers=0.5", "needs local_epochs of at least 2"),
+        ("--server-lr=0", "server_lr must be > 0 (got 0.0)"),
+        ("--server-momentum=1", "server_momentum in [0, 1) (got 1.0)"),
         ("federated.clientz=3", "unknown setting 'federated.clientz' (did you mean 'clients'?)"),
         ("federated.clients=ten", "federated.clients: expected an integer, got 'ten'"),
         ("federated.fraction=.nan", "federated.fraction: expected a finite number"),

@@ -71,6 +71,9 @@ class FederatedConfig:
             raise ConfigError(
                 f"federated.server: '{self.server}' is not one of {SERVER_OPTIMIZERS}"
             )
+        if not self.server_lr > 0 or not 0 <= self.server_momentum < 1:
+            raise ConfigError(f"federated.server_lr must be > 0 (got {self.server_lr}) and "
+                              f"server_momentum in [0, 1) (got {self.server_momentum})")  # fmt: skip
         if self.strategy == "fedprox" and not self.mu > 0:
             raise ConfigError(f"federated.mu must be > 0 for fedprox, got {self.mu}")
         if not 0 <= self.stragglers < 1:
