@@ -60,4 +60,6 @@ def test_cli_reads_a_yaml_config_whose_flags_win(tmp_path: Path) -> None:
     assert (settings["clients"], settings["rounds"], settings["alpha"]) == (3, 1, 0.3)
     assert settings["local_epochs"] == 1 and settings["server_lr"] == 1.0
     assert record["rounds_completed"] == 1 and record["model"]["name"] == "mlp"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())  # the file over the defaults
+    assert config["data"]["batch_size"] == 32 and config["optim"]["name"] == "sgd"
     assert not (run_dir / "report.html").exists()  # --no-report

@@ -13,6 +13,7 @@ from torch import nn
 
 from fathom.api.train import start_run_record
 from fathom.assemble import ConfigSource, build_model, load_data, prepare, seed_everything
+from fathom.config import merge_layer, parse_overrides
 from fathom.data.bundle import DataBundle
 from fathom.engine import load_checkpoint
 from fathom.errors import CheckpointError, ConfigError, FathomError
@@ -38,7 +39,8 @@ from fathom.runs.lock import training_lock
 
 CLIENT_DEFAULTS = ["optim.name=sgd", "optim.momentum=0", "optim.lr=0.05", "data.batch_size=10",
                    "schedule.name=constant", "train.device=cpu"]  # fmt: skip
-"""McMahan et al.'s client optimizer (plain SGD, B=10); the user's overrides come after."""
+"""McMahan et al.'s client optimizer (plain SGD, B=10), over the dataset's recipe; the user's
+config file and overrides come after."""
 
 
 def federate(
@@ -67,7 +69,8 @@ def federate(
                           "its own process already")  # fmt: skip
     if flower is not None and importlib.util.find_spec("flwr") is None:
         raise FathomError("--flower needs Flower: pip install 'fathom-dl[federated]'")
-    resolved, bundle, network = prepare(model, data, config, [*CLIENT_DEFAULTS, *overrides], {})
+    config = merge_layer(parse_overrides(CLIENT_DEFAULTS), config)  # the user's config wins
+    resolved, bundle, network = prepare(model, data, config, overrides, {})
     federated.check(len(bundle.train))
     run_dir = new_run_dir(resolved)
     try:
