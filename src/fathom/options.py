@@ -98,7 +98,7 @@ def key_path(where: str, key: str) -> str:
     """The config key a user types for option ``key`` of component ``where``."""
     from fathom.registry import MODELS
 
-    if where.startswith("data.augment"):
+    if where.startswith("data.augment") or where == "federated":
         return f"{where}.{key}"
     if where.startswith("task "):
         return f"task.{key} ({where.removeprefix('task ')})"

@@ -69,9 +69,9 @@ def test_bad_split_settings_are_one_line_config_errors() -> None:
         ("--local-epochs=1 --stragglers=0.5", "needs local_epochs of at least 2"),
         ("--server-lr=0", "server_lr must be > 0 (got 0.0)"),
         ("--server-momentum=1", "server_momentum in [0, 1) (got 1.0)"),
-        ("federated.clientz=3", "unknown setting 'federated.clientz' (did you mean 'clients'?)"),
-        ("federated.clients=ten", "federated.clients: expected an integer, got 'ten'"),
-        ("federated.fraction=.nan", "federated.fraction: expected a finite number"),
+        ("federated.clientz=3", "'federated' has no option 'clientz' (did you mean 'clients'?)"),
+        ("federated.clients=ten", "federated.clients: input should be a valid integer, got 'ten'"),
+        ("federated.fraction=.nan", "federated.fraction: input should be a finite number"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(

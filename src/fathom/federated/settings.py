@@ -4,14 +4,12 @@ flags). Each setting is checked by name and type, so a mistake is one line namin
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterable, Mapping
-from typing import Any, get_args, get_type_hints
+from typing import Any
 
 from fathom.assemble import ConfigSource, as_layer
-from fathom.config import parse_overrides
-from fathom.errors import ConfigError, closest
+from fathom.config import call_with_checked_kwargs, parse_overrides
+from fathom.errors import ConfigError
 from fathom.federated.simulation import FederatedConfig
 
 SECTION = "federated"
@@ -36,34 +34,6 @@ def split_federated(
 
 
 def federated_config(settings: Mapping[str, Any]) -> FederatedConfig:
-    """A ``FederatedConfig`` from ``settings``, each key known and each value of its type."""
-    kinds = get_type_hints(FederatedConfig)
-    names = [field.name for field in dataclasses.fields(FederatedConfig)]
-    checked = {}
-    for key, value in settings.items():
-        if key not in kinds:
-            raise ConfigError(f"unknown setting '{SECTION}.{key}'{closest(key, names)}")
-        checked[key] = checked_value(key, value, kinds[key])
-    return FederatedConfig(**checked)
-
-
-def checked_value(key: str, value: Any, kind: Any) -> Any:
-    """``value`` as the setting's type: an int, a finite float (an int is welcome), a string;
-    ``None`` where the setting allows it."""
-    allowed = get_args(kind) or (kind,)
-    if value is None and type(None) in allowed:
-        return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if float in allowed:
-        if number and math.isfinite(value):
-            return float(value)
-        expected = "a finite number"
-    elif int in allowed:
-        if number and isinstance(value, int):
-            return value
-        expected = "an integer"
-    else:
-        if isinstance(value, str):
-            return value
-        expected = "a name"
-    raise ConfigError(f"{SECTION}.{key}: expected {expected}, got {value!r}")
+    """A ``FederatedConfig`` from ``settings``, each key known and each value of its type
+    (checked against the dataclass's hints, as model and task options are)."""
+    return call_with_checked_kwargs(FederatedConfig, settings, SECTION)
