@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fathom.cli.options import Command, train_target
+from fathom.cli.options import Command, add_report_argument, print_run_folder, train_target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the split, sampling and training")
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
-    parser.add_argument(
-        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
-    )
+    add_report_argument(parser)
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted federated run")
     parser.add_argument("--flower", metavar="TARGET",
                         help="deploy with Flower instead of simulating: 'local' (a SuperLink and one "
@@ -90,9 +88,7 @@ def summarize(run_dir: Path) -> None:
     if test:
         print("test: " + "  ".join(f"{key} {value:.4f}" for key, value in test.items()
                                     if isinstance(value, float)))  # fmt: skip
-    print(f"run folder: {run_dir}")
-    if (run_dir / "report.html").exists():
-        print(f"report: {run_dir / 'report.html'}")
+    print_run_folder(run_dir)
 
 
 COMMAND = Command("federated learning: a simulation of clients keeping their data", add_arguments,

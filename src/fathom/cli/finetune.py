@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from fathom.cli.options import Command, print_saved_diagnosis, print_summary, train_target
+from fathom.cli.options import (
+    Command,
+    add_report_argument,
+    print_saved_diagnosis,
+    print_summary,
+    train_target,
+)
 from fathom.cli.train import flag_overrides
 from fathom.errors import ConfigError
 
@@ -30,9 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.add_argument(
-        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
-    )
+    add_report_argument(parser)
     parser.set_defaults(model=None)
 
 

@@ -109,9 +109,21 @@ def print_summary(run: Any) -> None:
     )
     if shown:
         print(f"test: {shown}")
-    print(f"run folder: {run.path}")
-    if (run.path / "report.html").exists():
-        print(f"report: {run.path / 'report.html'}")
+    print_run_folder(run.path)
+
+
+def print_run_folder(run_dir: Path) -> None:
+    """Where a run's folder is, and its report when it wrote one (``run.report``)."""
+    print(f"run folder: {run_dir}")
+    if (run_dir / "report.html").exists():
+        print(f"report: {run_dir / 'report.html'}")
+
+
+def add_report_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-report``: the ``run.report=false`` of train, finetune and federate."""
+    parser.add_argument(
+        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
+    )
 
 
 def print_failure_diagnosis(run_dir: Path) -> None:

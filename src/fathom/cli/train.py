@@ -6,6 +6,7 @@ import argparse
 
 from fathom.cli.options import (
     Command,
+    add_report_argument,
     add_target_arguments,
     print_saved_diagnosis,
     print_summary,
@@ -29,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     parser.add_argument("--name", help="run folder name")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.add_argument(
-        "--no-report", action="store_true", help="no report.html (write it later: fathom report)"
-    )
+    add_report_argument(parser)
     parser.add_argument(
         "--nproc", type=int, help="train in N data-parallel processes (starts torchrun)"
     )
