@@ -52,8 +52,8 @@ def finalize(
         train, test = carve(train, test_fraction, seed)
     if val is None:
         train, val = carve(train, val_fraction, seed + 1)
-    if limit is not None and limit < len(train):
-        train = train.subset(seeded_permutation(len(train), seed + 2)[:limit])
+    if limit is not None:
+        train = capped(train, limit, seed + 2)
     if eval_limit is not None:
         val, test = (capped(split, eval_limit, seed + 4) for split in (val, test))
     if labels_per_class is not None or label_fraction is not None:
